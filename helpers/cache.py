@@ -1,0 +1,47 @@
+"""Where the course keeps what it computes: results in ``outputs/``, caches in one folder.
+
+Every cache in the course (downloaded data, dequantised models, embeddings,
+generations) lives under :func:`cache_dir`, keyed by a hash of what went in,
+so a re-run is instant and a changed input is recomputed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def outputs_dir() -> Path:
+    """Folder for everything the notebooks write (``$SCISCI_OUTPUTS`` or ``<repo>/outputs``)."""
+    path = Path(os.environ.get("SCISCI_OUTPUTS", REPO_ROOT / "outputs"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_dir(kind: str) -> Path:
+    """Sub-folder ``kind`` of the course cache (``$SCISCI_CACHE`` or ``~/.cache/llm4scisci``)."""
+    root = Path(os.environ.get("SCISCI_CACHE", Path.home() / ".cache" / "llm4scisci"))
+    path = root / kind
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def content_hash(*parts) -> str:
+    """Stable SHA-256 (hex, 24 chars) of JSON-serialisable parts, e.g. a model name and a list of texts."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(json.dumps(part, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8"))
+        digest.update(b"\x00")
+    return digest.hexdigest()[:24]
+
+
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 hex digest of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

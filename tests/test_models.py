@@ -1,0 +1,70 @@
+import pytest
+import torch
+
+from helpers import models
+
+
+def test_cpu_gets_float32_and_gpu_rule():
+    assert models.get_dtype("cpu") == torch.float32
+    assert models.get_dtype("mps") == torch.float16
+    if not torch.cuda.is_available():
+        assert models.get_device() in {"cpu", "mps"}
+
+
+def test_token_comes_from_environment(monkeypatch):
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    monkeypatch.setenv("HF_TOKEN", "hf_test_value")
+    assert models.hf_token() == "hf_test_value"
+    monkeypatch.delenv("HF_TOKEN")
+    assert models.hf_token() is None
+
+
+def test_offline_choice_is_the_packaged_generator():
+    assert models.hub_online() is False  # conftest sets HF_HUB_OFFLINE=1
+    assert models.choose_generator("cpu") == models.PACKAGED_GENERATOR
+    assert models.choose_generator("cuda") == models.PACKAGED_GENERATOR
+
+
+def test_names_resolve_to_packaged_copies():
+    assert (models.packaged_path(models.DEFAULT_EMBEDDER) / "model.safetensors").is_file()
+    assert (models.packaged_path("all-MiniLM-L6-v2") / "config.json").is_file()
+    assert (models.packaged_path(models.PACKAGED_GENERATOR) / models.SMOLLM2_GGUF).is_file()
+    assert models.packaged_path("openai-community/gpt2") is None
+
+
+def test_packaged_generator_answers_a_chat_prompt(generator):
+    assert generator.scisci_info["name"] == models.PACKAGED_GENERATOR
+    assert "packaged GGUF" in generator.scisci_info["source"]
+    messages = [
+        {"role": "system", "content": "You are a concise assistant."},
+        {"role": "user", "content": "Name one journal that publishes bibliometrics research."},
+    ]
+    reply = generator(messages, max_new_tokens=20, do_sample=False)[0]["generated_text"][-1]
+    assert reply["role"] == "assistant" and reply["content"].strip()
+
+
+def test_second_load_uses_the_dequantised_cache(generator, capsys):
+    models.load_generator.cache_clear()
+    again = models.load_generator()
+    assert "dequantised copy cached" in again.scisci_info["source"]
+    assert "Dequantising" not in capsys.readouterr().out
+    assert torch.equal(again.model.lm_head.weight, generator.model.lm_head.weight)
+
+
+def test_unreachable_model_falls_back_loudly_or_raises(generator, capsys):
+    pipe = models.load_generator("openai-community/gpt2")
+    assert pipe.scisci_info["name"] == models.PACKAGED_GENERATOR
+    assert pipe.scisci_info["requested"] == "openai-community/gpt2"
+    assert "openai-community/gpt2" in capsys.readouterr().out
+    with pytest.raises(RuntimeError, match="not installed locally"):
+        models.load_generator("openai-community/gpt2", fallback=False)
+    with pytest.raises(RuntimeError, match="all-mpnet-base-v2"):
+        models.load_embedder("sentence-transformers/all-mpnet-base-v2")
+
+
+def test_offline_sentiment_is_zero_shot_and_says_so(capsys):
+    classify = models.load_sentiment_classifier()
+    assert "zero-shot" in capsys.readouterr().out
+    results = classify(["I am feeling terrible.", "I feel great this morning!"])
+    assert [r["label"] for r in results] == ["NEGATIVE", "POSITIVE"]
+    assert all(0.5 < r["score"] <= 1 for r in results)
