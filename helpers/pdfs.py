@@ -1,0 +1,298 @@
+"""Article PDFs: read page texts, cut them into passages, check quotes against the text.
+
+This stage only parses and chunks; the model calls that use passages live
+elsewhere, so everything here is tested without a model.
+
+Typical use::
+
+    pages, status = read_articles(list_pdfs(folder))   # status: one row per file
+    passages = split_passages(pages)                    # ~120-word windows, page kept
+    find_quote("a sentence the model cited", pages[pages.file == name])
+"""
+from __future__ import annotations
+
+import bisect
+import numbers
+import re
+import unicodedata
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+try:
+    import pymupdf
+except ImportError:  # PyMuPDF before 1.24 only ships the old module name
+    import fitz as pymupdf
+
+PAGE_COLUMNS = ["file", "page", "text"]
+PASSAGE_COLUMNS = ["file", "page", "passage", "text"]
+STATUS_COLUMNS = ["file", "status", "reason", "n_pages", "n_chars"]
+
+
+class PdfError(ValueError):
+    """A PDF that cannot be read; ``file`` is its name, ``reason`` says why in words."""
+
+    def __init__(self, file: str, reason: str):
+        super().__init__(f"{file}: {reason}")
+        self.file = file
+        self.reason = reason
+
+
+def list_pdfs(folder: str | Path) -> list[Path]:
+    """The ``.pdf`` files directly in ``folder`` (any case of the suffix), sorted by name.
+
+    Hidden files (e.g. macOS ``._paper.pdf`` copies) are left out.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"folder not found: {folder}")
+    return sorted(
+        p for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() == ".pdf" and not p.name.startswith(".")
+    )
+
+
+def extract_pages(path: str | Path) -> pd.DataFrame:
+    """Text of every page of one PDF.
+
+    Returns one row per page: ``file`` (file name), ``page`` (1-based), ``text``.
+    Text blocks (roughly paragraphs) are separated by a blank line; line breaks
+    and hyphens are left as printed (``split_passages`` and ``find_quote`` clean them).
+    Raises ``PdfError`` for a missing, empty, non-PDF, corrupted, encrypted or
+    image-only file. The file is only read, never written.
+    """
+    path = Path(path)
+    name = path.name
+    if not path.exists():
+        raise PdfError(name, f"file not found ({path})")
+    if path.is_dir():
+        raise PdfError(name, f"is a folder, not a PDF file ({path})")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PdfError(name, f"cannot read the file ({exc.strerror or exc})") from None
+    if not data:
+        raise PdfError(name, "empty file (0 bytes)")
+    # The PDF header may follow a little junk, but must sit in the first 1 KiB.
+    if b"%PDF-" not in data[:1024]:
+        raise PdfError(name, "not a PDF file (no %PDF- header); is it an HTML page or a renamed file?")
+
+    # Opening from bytes (not from the path) guarantees MuPDF never writes to the source file.
+    try:
+        doc = pymupdf.open(stream=data, filetype="pdf")
+    except Exception as exc:
+        raise PdfError(name, f"corrupted or truncated PDF; MuPDF cannot open it ({exc})") from None
+    try:
+        if doc.needs_pass:
+            raise PdfError(name, "encrypted PDF; it needs a password to be read")
+        if doc.page_count == 0:
+            raise PdfError(name, "corrupted PDF: no pages found")
+        texts = []
+        for number, page in enumerate(doc, start=1):
+            try:
+                blocks = page.get_text("blocks")
+            except Exception as exc:
+                raise PdfError(name, f"corrupted PDF: page {number} cannot be read ({exc})") from None
+            # Block tuples are (x0, y0, x1, y1, text, block_no, type); type 1 is an image.
+            texts.append("\n\n".join(b[4].strip() for b in blocks if b[6] == 0 and b[4].strip()))
+    finally:
+        doc.close()
+
+    if not any(t.strip() for t in texts):
+        raise PdfError(name, "no text layer (image-only or scanned PDF); OCR would be needed")
+    return pd.DataFrame({"file": name, "page": range(1, len(texts) + 1), "text": texts})
+
+
+def read_articles(paths) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read many PDFs, going on past the ones that fail.
+
+    ``paths`` is a list of files, or a folder (read with ``list_pdfs``).
+    Returns ``(pages, status)``: ``pages`` as from ``extract_pages`` for the
+    readable files; ``status`` one row per input path with ``file``, ``status``
+    ("ok" or "unreadable"), ``reason`` ("" when ok), ``n_pages`` and ``n_chars``
+    (0 for unreadable files).
+    """
+    if isinstance(paths, (str, Path)) and Path(paths).is_dir():
+        paths = list_pdfs(paths)
+    elif isinstance(paths, (str, Path)):
+        paths = [paths]
+    frames, rows = [], []
+    for path in paths:
+        name = Path(path).name
+        try:
+            pages = extract_pages(path)
+        except PdfError as exc:
+            rows.append({"file": name, "status": "unreadable", "reason": exc.reason, "n_pages": 0, "n_chars": 0})
+            continue
+        frames.append(pages)
+        rows.append({"file": name, "status": "ok", "reason": "", "n_pages": len(pages),
+                     "n_chars": int(pages["text"].str.len().sum())})
+    pages = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PAGE_COLUMNS)
+    status = pd.DataFrame(rows, columns=STATUS_COLUMNS)
+    return pages, status.astype({"n_pages": int, "n_chars": int})
+
+
+_LIGATURES = {"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st"}
+# A hyphen (or soft hyphen) that ends a line before a lower-case letter splits one word.
+_LINE_HYPHEN = re.compile(r"(?<=\w)[-\u00ad\u2010][ \t]*\n\s*(?=[a-z])")
+_INVISIBLE = re.compile(r"[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
+_SENTENCE_END = re.compile(r"[.!?][\"')\]\u201d\u2019]*$")
+_ABBREVIATIONS = {"e.g.", "i.e.", "al.", "fig.", "figs.", "eq.", "eqs.", "vs.", "cf.", "no.", "vol.", "pp.", "p.", "ch.", "sec."}
+
+
+def clean_text(text: str) -> str:
+    """Text with line-break hyphenation re-joined, ligatures spelled out and whitespace collapsed.
+
+    ``"bibliomet-\\nric ﬁelds"`` -> ``"bibliometric fields"``. Only a hyphen before a
+    lower-case letter on the next line is removed, so a compound such as
+    ``science-\\nof-science`` loses its first hyphen (PDF text cannot tell them apart).
+    """
+    text = _LINE_HYPHEN.sub("", text)
+    text = _INVISIBLE.sub("", text)
+    for ligature, letters in _LIGATURES.items():
+        text = text.replace(ligature, letters)
+    return " ".join(text.split())
+
+
+def _words_and_breaks(text: str) -> tuple[list[str], list[bool]]:
+    """Words of a page, and for each whether a sentence or paragraph ends after it."""
+    words, breaks = [], []
+    for paragraph in re.split(r"\n\s*\n", _LINE_HYPHEN.sub("", text)):
+        para_words = clean_text(paragraph).split()
+        for word in para_words:
+            words.append(word)
+            breaks.append(bool(_SENTENCE_END.search(word)) and word.lower() not in _ABBREVIATIONS)
+        if para_words:
+            breaks[-1] = True
+    return words, breaks
+
+
+def _windows(breaks: list[bool], max_words: int, overlap: int) -> list[tuple[int, int]]:
+    """(start, end) word spans of at most ``max_words``, ending at a break where one is in reach."""
+    n, spans, start = len(breaks), [], 0
+    # A window cut at a sentence end must still be at least half full and move forward.
+    shortest = max(overlap + 1, max_words // 2)
+    while start < n:
+        end = min(start + max_words, n)
+        if end < n:
+            for j in range(end, start + shortest - 1, -1):
+                if breaks[j - 1]:
+                    end = j
+                    break
+        spans.append((start, end))
+        if end == n:
+            break
+        start = end - overlap
+    return spans
+
+
+def split_passages(pages: pd.DataFrame, max_words: int = 120, overlap: int = 20,
+                   min_words: int = 5) -> pd.DataFrame:
+    """Cut page texts into overlapping passages that keep their page number.
+
+    Each page is cut on its own into windows of at most ``max_words`` words,
+    ending at a sentence or paragraph end where one lies in the second half of
+    the window; consecutive windows of a page share ``overlap`` words. Text is
+    cleaned with ``clean_text``. Passages under ``min_words`` words (page
+    numbers, running heads) are dropped.
+    Returns ``file``, ``page``, ``passage`` (0-based within each file), ``text``.
+    """
+    if not (isinstance(max_words, numbers.Integral) and isinstance(overlap, numbers.Integral)
+            and max_words > overlap >= 0):
+        raise ValueError(f"need whole numbers with max_words > overlap >= 0; got max_words={max_words}, overlap={overlap}")
+    missing = [c for c in PAGE_COLUMNS if c not in pages.columns]
+    if missing:
+        raise ValueError(f"pages lacks column(s) {missing}; pass the frame from extract_pages or read_articles")
+    rows, counter = [], {}
+    for file, page, text in pages[PAGE_COLUMNS].itertuples(index=False):
+        words, breaks = _words_and_breaks(text if isinstance(text, str) else "")
+        for start, end in _windows(breaks, max_words, overlap):
+            if end - start < min_words:
+                continue
+            number = counter.get(file, 0)
+            counter[file] = number + 1
+            rows.append({"file": file, "page": int(page), "passage": number, "text": " ".join(words[start:end])})
+    return pd.DataFrame(rows, columns=PASSAGE_COLUMNS).astype({"page": int, "passage": int})
+
+
+_QUOTE_MARKS = set("\"'`´")
+
+
+@lru_cache(maxsize=None)
+def _fold_char(ch: str) -> str:
+    """What one character counts as when comparing quotes ("" for ignored characters)."""
+    category = unicodedata.category(ch)
+    # Spaces, dashes, quote marks, soft hyphens and accents are ignored, so line breaks,
+    # hyphenation and typographic variants of quotes and dashes cannot block a match.
+    if ch.isspace() or ch in _QUOTE_MARKS or ch == "\u2212" or category in ("Pd", "Pi", "Pf", "Cf", "Mn"):
+        return ""
+    if category.startswith("L"):  # letters only, so footnote digits like ¹ stay as they are
+        ch = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+    return ch.casefold()
+
+
+def _fold(text: str) -> tuple[str, list[int]]:
+    """Folded text and, for each folded character, its index in ``text``."""
+    parts, where = [], []
+    for i, ch in enumerate(text):
+        folded = _fold_char(ch)
+        if folded:
+            parts.append(folded)
+            where.extend([i] * len(folded))
+    return "".join(parts), where
+
+
+def find_quote(quote: str, pages: pd.DataFrame, min_chars: int = 20) -> dict:
+    """Check that ``quote`` occurs word for word in one article's text.
+
+    Both texts are folded before comparing: case, accents and ligatures (ﬁ -> fi)
+    are ignored, and so are all spaces, line breaks, hyphens and dashes, and quote
+    marks (straight or curly). After that, the quote must be an exact substring of
+    the article (a trimmed sentence passes, a paraphrase does not). A quote with
+    fewer than ``min_chars`` folded characters is never found: too short to be evidence.
+    ``pages`` is the ``extract_pages`` frame of one file; a quote may run across pages.
+    Returns ``{"found": bool, "page": first page of the match or None,
+    "match": the article's text that matched, whitespace collapsed, or ""}``.
+    """
+    missing = [c for c in PAGE_COLUMNS if c not in pages.columns]
+    if missing:
+        raise ValueError(f"pages lacks column(s) {missing}; pass the frame from extract_pages")
+    if pages["file"].nunique() > 1:
+        raise ValueError(f"pages holds {pages['file'].nunique()} files; pass one file's pages, "
+                         "e.g. pages[pages.file == name]")
+    not_found = {"found": False, "page": None, "match": ""}
+    needle, _ = _fold(quote if isinstance(quote, str) else "")
+    if len(needle) < min_chars:
+        return not_found
+
+    pages = pages.sort_values("page")
+    texts = [t if isinstance(t, str) else "" for t in pages["text"]]
+    starts = []  # offset of each page in the joined text
+    offset = 0
+    for t in texts:
+        starts.append(offset)
+        offset += len(t) + 1
+    full = "\n".join(texts)
+    haystack, where = _fold(full)
+    at = haystack.find(needle)
+    if at < 0:
+        return not_found
+    first, last = where[at], where[at + len(needle) - 1]
+    page = int(pages["page"].iloc[bisect.bisect_right(starts, first) - 1])
+    return {"found": True, "page": page, "match": " ".join(full[first:last + 1].split())}
+
+
+def truncate_words(text: str, max_words: int) -> tuple[str, bool]:
+    """First ``max_words`` words of ``text`` and whether anything was cut.
+
+    The kept part is returned as written (line breaks intact); the caller adds a
+    visible note such as "[... truncated]" when the flag is True.
+    """
+    if not isinstance(max_words, numbers.Integral) or max_words < 1:
+        raise ValueError(f"max_words must be a whole number >= 1; got {max_words!r}")
+    for count, word in enumerate(re.finditer(r"\S+", text), start=1):
+        if count == max_words:
+            rest = text[word.end():]
+            return (text[:word.end()], True) if rest.strip() else (text, False)
+    return text, False
