@@ -29,15 +29,17 @@ def _model_name(model) -> str:
 
 
 def embed_texts(texts, model=DEFAULT_EMBEDDER, batch_size: int = 64, cache: bool = True,
-                show_progress: bool | None = None) -> np.ndarray:
+                show_progress: bool | None = None, backend: str = "torch") -> np.ndarray:
     """Embed texts: float32 array ``(n, dim)``, each row L2-normalised (so dot product = cosine).
 
     ``model`` is a name (loaded with ``load_embedder``) or a loaded
     SentenceTransformer. Results are cached on disk by model name and a hash of
     the texts, so a re-run returns at once without loading the model.
+    ``backend`` is passed to ``load_embedder`` for a model given by name
+    (``"onnx-int8"``: the faster, slightly approximate CPU path; cached apart).
     """
     texts = check_texts(texts)
-    name = _model_name(model)
+    name = f"{model}@{backend}" if isinstance(model, str) and backend != "torch" else _model_name(model)
     path = cache_dir("embeddings") / f"{re.sub(r'[^A-Za-z0-9.-]+', '_', name)}-{content_hash(name, texts)}.npy"
     if cache and path.is_file():
         try:
@@ -46,7 +48,7 @@ def embed_texts(texts, model=DEFAULT_EMBEDDER, batch_size: int = 64, cache: bool
                 return vectors
         except (OSError, ValueError):
             pass  # an unreadable cache file is recomputed below
-    embedder = load_embedder(model) if isinstance(model, str) else model
+    embedder = load_embedder(model, backend=backend) if isinstance(model, str) else model
     if show_progress is None:
         show_progress = len(texts) > 500
     vectors = embedder.encode(
@@ -78,3 +80,44 @@ def classify_by_similarity(texts, label_descriptions: dict[str, list[str]], mode
     probs /= probs.sum(axis=1, keepdims=True)
     best = probs.argmax(axis=1)
     return pd.DataFrame({"label": [labels[i] for i in best], "score": probs[np.arange(len(best)), best]})
+
+
+def plot_similarity(similarity, labels=None, title: str | None = None, path=None, wrap: int = 35):
+    """Heatmap of a square similarity matrix ``(n, n)``, each value written in its cell; returns the Figure.
+
+    ``similarity`` is an array or a DataFrame whose index gives the tick labels
+    (``labels`` overrides them); long labels are wrapped at ``wrap`` characters.
+    The figure is saved to ``path`` when one is given.
+    """
+    import textwrap
+
+    import matplotlib.pyplot as plt
+
+    if labels is None:
+        labels = list(similarity.index) if isinstance(similarity, pd.DataFrame) else None
+    matrix = np.asarray(similarity, dtype=float)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"similarity must be a square (n, n) matrix; got shape {matrix.shape}.")
+    n = matrix.shape[0]
+    labels = [str(i) for i in range(n)] if labels is None else [str(label) for label in labels]
+    if len(labels) != n:
+        raise ValueError(f"{len(labels)} labels for a {n} x {n} similarity matrix; give one label per row.")
+    ticks = [textwrap.fill(label, wrap) for label in labels]
+    size = min(12.0, 2.5 + 1.1 * n)
+    fig, ax = plt.subplots(figsize=(size + 2, size))
+    low, high = min(0.0, matrix.min()), max(1.0, matrix.max())
+    image = ax.imshow(matrix, cmap="viridis", vmin=low, vmax=high)
+    for i in range(n):
+        for j in range(n):
+            # dark text on the bright end of viridis, white on the dark end
+            bright = (matrix[i, j] - low) / (high - low) > 0.6
+            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center",
+                    color="black" if bright else "white", fontsize=9)
+    ax.set_xticks(range(n), ticks, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), ticks, fontsize=8)
+    fig.colorbar(image, ax=ax, label="cosine similarity", shrink=0.8)
+    ax.set_title(title or "Cosine similarity")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig

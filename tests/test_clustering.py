@@ -1,0 +1,225 @@
+"""Tests for helpers.clustering on small synthetic data (UMAP on a few hundred points)."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from helpers import clustering as cl
+
+N_CENTERS = 4
+FAST_UMAP = dict(n_epochs=200)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    """300 unit-length points in 64 dimensions around 4 well-separated centres."""
+    x, truth = make_blobs(n_samples=300, n_features=64, centers=N_CENTERS, cluster_std=1.0,
+                          center_box=(-10, 10), random_state=0)
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(np.float32), truth
+
+
+@pytest.fixture(scope="module")
+def reduced(blobs):
+    return cl.reduce(blobs[0], n_components=5, random_state=42, **FAST_UMAP)
+
+
+def test_reduce_shape_and_dtype(reduced, blobs):
+    assert reduced.shape == (len(blobs[0]), 5)
+    assert reduced.dtype == np.float32
+    assert np.isfinite(reduced).all()
+
+
+def test_reduce_same_seed_same_coordinates(blobs, reduced):
+    again = cl.reduce(blobs[0], n_components=5, random_state=42, **FAST_UMAP)
+    np.testing.assert_array_equal(reduced, again)
+
+
+def test_hdbscan_recovers_blobs(reduced, blobs):
+    labels = cl.cluster(reduced, method="hdbscan", min_cluster_size=15)
+    assert len(set(labels) - {-1}) == N_CENTERS
+    assert adjusted_rand_score(blobs[1], labels) > 0.9
+
+
+def test_same_seed_same_labels(blobs):
+    first = cl.cluster(cl.reduce(blobs[0], n_components=5, random_state=7, **FAST_UMAP))
+    second = cl.cluster(cl.reduce(blobs[0], n_components=5, random_state=7, **FAST_UMAP))
+    np.testing.assert_array_equal(first, second)
+
+
+def test_kmeans_returns_k_labels(reduced):
+    labels = cl.cluster(reduced, method="kmeans", k=6)
+    assert sorted(set(labels)) == list(range(6))
+    assert len(labels) == len(reduced)
+
+
+def test_reduce_small_corpus_shrinks_neighbourhood(capsys):
+    x = np.random.default_rng(0).normal(size=(12, 8))
+    out = cl.reduce(x, n_neighbors=15, n_epochs=50)
+    assert out.shape == (12, 2)
+    assert "n_neighbors is reduced from 15 to 11" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: cl.reduce(np.ones(10)), "2-D"),
+        (lambda: cl.reduce(np.full((30, 4), np.nan)), "NaN"),
+        (lambda: cl.reduce(np.ones((3, 4))), "at least"),
+        (lambda: cl.cluster(np.empty((0, 2))), "empty"),
+        (lambda: cl.cluster(np.ones((5, 2)), min_cluster_size=15), "min_cluster_size=15"),
+        (lambda: cl.cluster(np.ones((30, 2)), method="dbscan"), "unknown method 'dbscan'"),
+        (lambda: cl.cluster(np.ones((30, 2)), method="kmeans"), "k="),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def _keyword_frame():
+    """Cluster 0: 'bibliometrics' everywhere, 'peer review' only there. Cluster 1: 'citations' + no peer review."""
+    kws = [["bibliometrics", "peer review"]] * 10 + [["bibliometrics", "citations"]] * 10 + [np.nan] * 2
+    labels = np.array([0] * 10 + [1] * 10 + [2] * 2)
+    text = ["reviewers judge manuscripts"] * 10 + ["papers cite papers"] * 10 + ["gender gaps in grants"] * 2
+    return pd.DataFrame({"keywords": kws, "text": text, "title": [f"t{i}" for i in range(22)]}), labels
+
+
+def test_keyword_only_in_cluster_tops_that_cluster():
+    df, labels = _keyword_frame()
+    out = cl.keyword_labels(df, labels, top_n=5, min_count=3)
+    top = out[out["cluster"] == 0].sort_values("rank")["keyword"].iloc[0]
+    assert top == "peer review"
+    assert "bibliometrics" not in set(out.loc[out["cluster"] == 0, "keyword"])  # everywhere -> not characteristic
+    assert out[out["cluster"] == 1]["keyword"].iloc[0] == "citations"
+
+
+def test_cluster_without_keywords_falls_back_to_ctfidf():
+    df, labels = _keyword_frame()
+    out = cl.keyword_labels(df, labels)
+    fallback = out[out["cluster"] == 2]
+    assert (fallback["source"] == "c-tf-idf").all()
+    assert {"gender", "grants"} <= set(fallback["keyword"])
+
+
+def test_ctfidf_terms_prefers_cluster_specific_words():
+    texts = ["citation networks of journals"] * 5 + ["gender gap in grant funding"] * 5
+    terms = cl.ctfidf_terms(texts, [0] * 5 + [1] * 5, top_n=3)
+    assert set(terms[terms["cluster"] == 0]["term"]) <= {"citation", "networks", "journals"}
+    assert set(terms[terms["cluster"] == 1]["term"]) <= {"gender", "gap", "grant", "funding"}
+
+
+@pytest.mark.parametrize("func", [cl.keyword_labels, cl.cluster_table])
+def test_mismatched_lengths_name_both(func):
+    df, labels = _keyword_frame()
+    with pytest.raises(ValueError, match=r"22 rows but labels has 21"):
+        func(df, labels[:-1])
+
+
+def test_ctfidf_mismatched_lengths():
+    with pytest.raises(ValueError, match=r"3 rows but labels has 2"):
+        cl.ctfidf_terms(["a b", "c d", "e f"], [0, 1])
+
+
+def test_cluster_table_rows_and_noise_last():
+    df, labels = _keyword_frame()
+    labels = labels.copy()
+    labels[-1] = -1
+    table = cl.cluster_table(df, labels, n_examples=3)
+    assert list(table["cluster"]) == [0, 1, 2, -1]
+    assert table["is_noise"].tolist() == [False, False, False, True]
+    assert table["size"].sum() == len(df)
+    assert table.loc[0, "top_keywords"].startswith("peer review")
+    assert len(table.loc[0, "example_titles"].split(" | ")) == 3
+
+
+def test_stability_same_seed_gives_ari_one(blobs, reduced):
+    reference = cl.cluster(reduced)
+    out = cl.stability(blobs[0], seeds=[42], reference_labels=reference, umap_kwargs=FAST_UMAP)
+    assert list(out.columns) == ["seed", "n_clusters", "noise_share", "ari", "ari_clustered"]
+    assert out.loc[0, "ari"] == pytest.approx(1.0)
+    assert out.loc[0, "n_clusters"] == N_CENTERS
+
+
+def _citation_data(n=400, d=32, seed=0):
+    """Citations driven by one embedding direction plus age; the embedding model should see it."""
+    rng = np.random.default_rng(seed)
+    emb = rng.normal(size=(n, d))
+    year = rng.integers(2000, 2024, size=n)
+    signal = emb[:, 0]
+    log_c = 0.1 * (2024 - year) + 1.0 * signal + rng.normal(scale=0.5, size=n) + 2
+    df = pd.DataFrame({"year": year, "citations": np.round(np.expm1(np.clip(log_c, 0, None)))})
+    return emb, df
+
+
+def test_predict_citations_embedding_beats_age():
+    emb, df = _citation_data()
+    out = cl.predict_citations(emb, df).set_index("model")
+    assert np.isfinite(out["r2_test"]).all()
+    assert out.loc["embeddings + age", "r2_test"] > out.loc["age only", "r2_test"] + 0.1
+    assert out.loc["age only", "n_features"] == 2
+
+
+def test_predict_citations_mismatch():
+    emb, df = _citation_data()
+    with pytest.raises(ValueError, match="400 rows but embeddings has 399"):
+        cl.predict_citations(emb[:-1], df)
+
+
+def test_export_frame_joins_keywords():
+    df, labels = _keyword_frame()
+    out = cl.export_frame(df, labels, np.zeros((len(df), 2)))
+    assert out.loc[0, "keywords"] == "bibliometrics; peer review"
+    assert out.loc[21, "keywords"] == ""
+    assert {"cluster", "x", "y"} <= set(out.columns)
+
+
+def test_plots_have_one_point_per_record(reduced, blobs):
+    labels = cl.cluster(reduced)
+    coords = reduced[:, :2]
+    fig = cl.plot_clusters(coords, labels)
+    assert sum(len(c.get_offsets()) for c in fig.axes[0].collections) == len(coords)
+
+    df = pd.DataFrame({"title": [f"paper {i}" for i in range(len(coords))], "year": 2020})
+    ifig = cl.plot_clusters_interactive(coords, labels, df)
+    assert sum(len(t.x) for t in ifig.data) == len(coords)
+    assert "year: 2020" in ifig.data[0].text[0]
+
+    bars = cl.plot_cluster_sizes(labels)
+    heights = [p.get_height() for p in bars.axes[0].patches]
+    assert sum(heights) == len(labels)
+    assert len(heights) == len(set(labels))
+
+
+def test_plot_saves_to_path(tmp_path, reduced):
+    labels = cl.cluster(reduced)
+    cl.plot_clusters(reduced[:, :2], labels, path=tmp_path / "c.png")
+    cl.plot_clusters_interactive(reduced[:, :2], labels, pd.DataFrame({"title": ["x"] * len(labels)}),
+                                 path=tmp_path / "c.html")
+    assert (tmp_path / "c.png").stat().st_size > 0
+    assert (tmp_path / "c.html").stat().st_size > 0
+
+
+def test_reduce_cache_returns_stored_result(blobs, tmp_path, monkeypatch):
+    monkeypatch.setenv("SCISCI_CACHE", str(tmp_path))
+    first = cl.reduce(blobs[0], n_components=2, random_state=3, cache=True, **FAST_UMAP)
+    stored = list((tmp_path / "umap").glob("*.npy"))
+    assert len(stored) == 1
+    np.testing.assert_array_equal(np.load(stored[0]), first)
+    np.testing.assert_array_equal(cl.reduce(blobs[0], n_components=2, random_state=3, cache=True, **FAST_UMAP), first)
+    cl.reduce(blobs[0], n_components=2, random_state=4, cache=True, **FAST_UMAP)  # another seed, another entry
+    assert len(list((tmp_path / "umap").glob("*.npy"))) == 2
+
+
+def test_cluster_colours_are_never_grey():
+    import matplotlib.colors as mcolors
+
+    colours = cl._colours(range(-1, 18))
+    for label, colour in colours.items():
+        r, g, b = mcolors.to_rgb(colour)
+        assert (label == -1) == (r == g == b), (label, colour)

@@ -1,0 +1,156 @@
+"""Notebook 1 (pipelines): its committed form, its helper, and a full headless run offline."""
+import json
+
+import matplotlib.image
+import matplotlib.pyplot as plt
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.cache import REPO_ROOT
+from helpers.embeddings import plot_similarity
+from helpers.models import PACKAGED_GENERATOR
+
+NOTEBOOK = REPO_ROOT / "1_pipelines.ipynb"
+SETUP_CELL = """# Set-up. In Colab: clone the course repository and install its requirements. Locally: nothing to do.
+import os, sys
+if "google.colab" in sys.modules and not os.path.isdir("helpers"):
+    !git clone --depth 1 https://github.com/llm4scisci/LLM4SciSci.git
+    %cd LLM4SciSci
+    !pip install -q -r requirements.txt"""
+
+
+# --- the committed notebook -------------------------------------------------
+
+def test_committed_notebook_is_clean_and_explained():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(notebook)
+    code = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
+    assert notebook.cells[code[0]].source == SETUP_CELL
+    for i in code:
+        cell = notebook.cells[i]
+        assert cell.outputs == [] and cell.execution_count is None, f"cell {i} was committed with outputs"
+        assert i > 0 and notebook.cells[i - 1].cell_type == "markdown", f"code cell {i} has no markdown before it"
+    tasks = [cell.source for cell in notebook.cells if cell.cell_type == "markdown" and "TASK" in cell.source]
+    assert len(tasks) >= 5
+    assert all(source.startswith("**TASK") for source in tasks)
+
+
+# --- the heatmap helper -------------------------------------------------------
+
+def test_plot_similarity_labels_values_and_file(tmp_path):
+    labels = ["a first sentence", "a second one", "a third, much longer sentence that has to be wrapped"]
+    similarity = pd.DataFrame([[1.0, 0.8, 0.1], [0.8, 1.0, -0.2], [0.1, -0.2, 1.0]], index=labels, columns=labels)
+    path = tmp_path / "heatmap.png"
+    fig = plot_similarity(similarity, title="test", path=path)
+    ax = fig.axes[0]
+    ticks = [t.get_text().replace("\n", " ") for t in ax.get_yticklabels()]
+    assert ticks == labels
+    assert [t.get_text() for t in ax.texts] == ["1.00", "0.80", "0.10", "0.80", "1.00", "-0.20", "0.10", "-0.20", "1.00"]
+    np.testing.assert_allclose(ax.images[0].get_array(), similarity.values)
+    assert path.stat().st_size > 5_000
+    plt.close(fig)
+
+
+def test_plot_similarity_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="square"):
+        plot_similarity(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="3 labels for a 2 x 2"):
+        plot_similarity(np.eye(2), labels=["a", "b", "c"])
+
+
+# --- the notebook, executed offline -------------------------------------------
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory, data_dir):
+    """Runs the notebook once, offline (conftest), writing into a temporary outputs folder."""
+    from helpers.run_notebooks import execute_notebook
+
+    outputs = tmp_path_factory.mktemp("notebook1_outputs")
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("SCISCI_OUTPUTS", str(outputs))
+    try:
+        notebook = execute_notebook(NOTEBOOK, timeout=600)
+    finally:
+        monkeypatch.undo()
+    results = json.loads((outputs / "notebook1_results.json").read_text())
+    return notebook, outputs, results
+
+
+def _stdout(notebook) -> str:
+    return "".join(
+        output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+        for output in cell.outputs if output.output_type == "stream" and output.name == "stdout"
+    )
+
+
+def test_every_cell_ran_without_error(executed):
+    notebook, outputs, _ = executed
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert all(cell.execution_count is not None for cell in code)
+    assert not [o for cell in code for o in cell.outputs if o.output_type == "error"]
+    assert (outputs / NOTEBOOK.name).is_file()
+
+
+def test_heatmaps_were_drawn_and_saved(executed):
+    notebook, outputs, _ = executed
+    drawn = [cell for cell in notebook.cells if cell.cell_type == "code" and "plot_similarity(" in cell.source
+             and any("image/png" in o.get("data", {}) for o in cell.outputs)]
+    assert len(drawn) == 2
+    for name in ["similarity_heatmap.png", "title_similarity_heatmap.png"]:
+        path = outputs / name
+        assert path.stat().st_size > 10_000
+        height, width = matplotlib.image.imread(path).shape[:2]
+        assert height > 300 and width > 300
+
+
+def test_positive_sentences_are_closer_to_each_other_than_to_the_negative(executed):
+    _, _, results = executed
+    sentences, similarity = results["sentences"], np.array(results["similarity"])
+    assert similarity.shape == (len(sentences), len(sentences))
+    np.testing.assert_allclose(np.diag(similarity), 1, atol=1e-3)
+    np.testing.assert_allclose(similarity, similarity.T, atol=1e-4)
+    good, great, terrible = (sentences.index(s) for s in [
+        "I am feeling very good today", "I feel great this morning", "I am feeling terrible"])
+    assert similarity[good, great] > similarity[good, terrible]
+    assert similarity[good, great] > similarity[great, terrible]
+
+
+def test_generated_texts_are_non_empty_and_the_fallback_is_named(executed):
+    notebook, _, results = executed
+    texts = [results["base_greedy"], *results["base_sampled"].values(), results["chat_greedy"], *results["chat_sampled"]]
+    assert len(texts) == 6 and all(isinstance(t, str) and t.strip() for t in texts)
+    # offline (conftest), both generation sections run the packaged model, and say so
+    assert results["models"]["base_generator"] == results["models"]["chat_generator"] == PACKAGED_GENERATOR
+    stdout = _stdout(notebook)
+    assert "'openai-community/gpt2' can't be loaded: using the packaged" in stdout
+    assert f"Model: {PACKAGED_GENERATOR}" in stdout
+
+
+def test_chat_template_is_shown_with_both_messages(executed):
+    notebook, _, results = executed
+    prompt = results["chat_prompt"]
+    # the template keeps the system message before the user's and adds its own markup around them
+    assert 0 <= prompt.index("helpful assistant") < prompt.index("What does the science of science study?")
+    assert len(prompt) > len("".join(m["content"] for m in results["chat_messages"])) + 20
+    assert prompt in _stdout(notebook)
+
+
+def test_sentiment_labels_and_the_negative_sentence(executed):
+    notebook, _, results = executed
+    sentiment = pd.DataFrame(results["sentiment"])
+    assert set(sentiment["label"]) <= {"POSITIVE", "NEGATIVE"}
+    assert sentiment["score"].between(0, 1).all()
+    labels = dict(zip(sentiment["text"], sentiment["label"]))
+    assert labels["I am feeling terrible"] == "NEGATIVE"
+    assert labels["I feel great this morning"] == "POSITIVE"
+    assert "classifying sentiment zero-shot" in _stdout(notebook)
+
+
+def test_closing_section_uses_three_course_titles(executed, course_corpus):
+    _, _, results = executed
+    titles, similarity = results["titles"], np.array(results["title_similarity"])
+    assert len(titles) == 3 and set(titles) <= set(course_corpus["title"])
+    assert similarity.shape == (3, 3)
+    np.testing.assert_allclose(np.diag(similarity), 1, atol=1e-3)

@@ -1,0 +1,64 @@
+"""Runs 2_clustering.ipynb headless on the real course corpus and checks the clusters it saves."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.cache import REPO_ROOT
+
+NOTEBOOK = REPO_ROOT / "2_clustering.ipynb"
+
+
+def _kernel_prefix() -> str:
+    """sys.prefix of the Python that the ``python3`` kernel launches (its spec runs plain ``python``)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    argv = KernelSpecManager().get_kernel_spec("python3").argv
+    out = subprocess.run([argv[0], "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True,
+                         env=os.environ, check=True)
+    return out.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def saved_clusters(data_dir, tmp_path_factory, monkeypatch_module):
+    from helpers.run_notebooks import execute_notebook
+
+    outputs = tmp_path_factory.mktemp("outputs")
+    monkeypatch_module.setenv("SCISCI_OUTPUTS", str(outputs))
+    # execute_notebook puts this interpreter first on PATH; check the kernel then really is this venv
+    monkeypatch_module.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    assert _kernel_prefix() == sys.prefix
+    execute_notebook(NOTEBOOK, timeout=600)
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_notebook_is_committed_clean():
+    import nbformat
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    assert "google.colab" in code[0].source
+
+
+def test_notebook_saves_clusters(saved_clusters):
+    from helpers.data import load_corpus
+
+    expected_rows = int(load_corpus("course")["has_abstract"].sum())
+    frame = pd.read_csv(saved_clusters / "science_of_science_clusters.csv")
+    assert len(frame) == expected_rows
+    assert {"cluster", "x", "y", "title", "keywords"} <= set(frame.columns)
+    assert frame["cluster"].nunique() - (frame["cluster"] == -1).any() >= 5
+    assert np.isfinite(frame[["x", "y"]].to_numpy()).all()
+    assert (saved_clusters / "science_of_science_clusters.png").stat().st_size > 0
+    assert (saved_clusters / "2_clustering.ipynb").is_file()  # executed copy went to the tmp folder too
