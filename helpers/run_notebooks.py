@@ -31,15 +31,17 @@ def execute_notebook(path: str | Path, timeout: int = 1200) -> nbformat.Notebook
     """
     path = Path(path)
     notebook = nbformat.read(path, as_version=4)
-    # The kernel is started as "python": put this interpreter first so it runs in the same environment.
-    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
     client = NotebookClient(
         notebook, timeout=timeout, kernel_name="python3",
         resources={"metadata": {"path": str(REPO_ROOT)}},
     )
+    # The kernel is started as "python": put this interpreter first so it runs in the same environment.
+    path_before = os.environ.get("PATH", "")
+    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + path_before
     try:
         client.execute()
     finally:
+        os.environ["PATH"] = path_before
         nbformat.write(notebook, outputs_dir() / path.name)
     return notebook
 

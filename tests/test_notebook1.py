@@ -13,28 +13,6 @@ from helpers.embeddings import plot_similarity
 from helpers.models import PACKAGED_GENERATOR
 
 NOTEBOOK = REPO_ROOT / "1_pipelines.ipynb"
-SETUP_CELL = """# Set-up. In Colab: clone the course repository and install its requirements. Locally: nothing to do.
-import os, sys
-if "google.colab" in sys.modules and not os.path.isdir("helpers"):
-    !git clone --depth 1 https://github.com/llm4scisci/LLM4SciSci.git
-    %cd LLM4SciSci
-    !pip install -q -r requirements.txt"""
-
-
-# --- the committed notebook -------------------------------------------------
-
-def test_committed_notebook_is_clean_and_explained():
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    nbformat.validate(notebook)
-    code = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
-    assert notebook.cells[code[0]].source == SETUP_CELL
-    for i in code:
-        cell = notebook.cells[i]
-        assert cell.outputs == [] and cell.execution_count is None, f"cell {i} was committed with outputs"
-        assert i > 0 and notebook.cells[i - 1].cell_type == "markdown", f"code cell {i} has no markdown before it"
-    tasks = [cell.source for cell in notebook.cells if cell.cell_type == "markdown" and "TASK" in cell.source]
-    assert len(tasks) >= 5
-    assert all(source.startswith("**TASK") for source in tasks)
 
 
 # --- the heatmap helper -------------------------------------------------------

@@ -42,15 +42,6 @@ def monkeypatch_module():
         yield patch
 
 
-def test_notebook_is_committed_clean():
-    import nbformat
-
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(not c.outputs and c.execution_count is None for c in code)
-    assert "google.colab" in code[0].source
-
-
 def test_notebook_saves_clusters(saved_clusters):
     from helpers.data import load_corpus
 
