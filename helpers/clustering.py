@@ -498,3 +498,45 @@ def plot_cluster_sizes(labels, title: str | None = None, path=None):
     if path is not None:
         fig.savefig(Path(path), dpi=150)
     return fig
+
+
+# --------------------------------------------------------------------------- notebook 2's result, for notebook 3
+
+# The settings notebook 2 teaches with (tuned on the course corpus: 16 clusters, ~30 % noise).
+COURSE_SEED = 42
+COURSE_UMAP = dict(n_neighbors=15, min_dist=0.0, metric="cosine")
+COURSE_HDBSCAN = dict(min_cluster_size=20, min_samples=5, max_cluster_size=300)
+CLUSTERS_FILE = "science_of_science_clusters.csv"
+
+
+def load_clusters(path=None) -> pd.DataFrame:
+    """Notebook 2's clustered corpus: one row per record with ``cluster``, ``x``, ``y``.
+
+    Read from ``outputs/science_of_science_clusters.csv`` (or ``path``) when it
+    exists; otherwise recomputed from the course corpus with notebook 2's
+    settings (embeddings and reductions come from the cache when notebook 2 ran).
+    Says which it did.
+    """
+    from helpers.cache import outputs_dir
+    from helpers.data import load_corpus
+    from helpers.embeddings import embed_texts
+
+    path = Path(path) if path else outputs_dir() / CLUSTERS_FILE
+    if path.is_file():
+        frame = load_corpus(path)
+        missing = [c for c in ("cluster", "x", "y") if c not in frame]
+        if missing:
+            raise ValueError(f"{path}: not a file of notebook 2 (missing column(s) {', '.join(missing)}).")
+        frame["cluster"] = frame["cluster"].astype(int)
+        print(f"Loaded notebook 2's clusters from {path}.")
+        return frame
+    print(f"{path} not found (notebook 2 has not run here): recomputing its clusters with the same settings.")
+    corpus = load_corpus("course")
+    df = corpus[corpus["has_abstract"]].reset_index(drop=True)
+    embeddings = embed_texts(df["text"])
+    coords2d = reduce(embeddings, n_components=2, random_state=COURSE_SEED, cache=True, **COURSE_UMAP)
+    reduced = reduce(embeddings, n_components=5, random_state=COURSE_SEED, cache=True, **COURSE_UMAP)
+    labels = cluster(reduced, method="hdbscan", **COURSE_HDBSCAN)
+    out = export_frame(df, labels, coords2d)
+    out["keywords"] = df["keywords"]  # keep the lists, as load_corpus gives them
+    return out

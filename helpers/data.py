@@ -133,11 +133,13 @@ def course_csv_path() -> Path:
     return fetch_file(COURSE_CSV, course_checksums()[COURSE_CSV])
 
 
-def fetch_articles() -> list[Path]:
+def fetch_articles(include_missing: bool = False) -> list[Path]:
     """Paths of the course's article PDFs, each verified; problems are printed by name.
 
     A file missing upstream, unreachable, or failing its checksum is reported
-    and left out; the others still come.
+    and left out; the others still come. With ``include_missing`` the paths
+    where the missing files would be are returned too, so that a loop over
+    them reports each one as unreadable instead of forgetting it.
     """
     sums = {n: s for n, s in course_checksums().items() if n.startswith(ARTICLES_FOLDER + "/")}
     sums.update({f"{ARTICLES_FOLDER}/{n}": None for n in ARTICLES_WITHOUT_CHECKSUM})
@@ -147,6 +149,8 @@ def fetch_articles() -> list[Path]:
             paths.append(fetch_file(name, digest))
         except (FileNotFoundError, ValueError) as error:
             problems.append(f"  {Path(name).name}: {str(error).split('. ')[0]}")
+            if include_missing:
+                paths.append(data_dir() / name)
     print(f"{len(paths)} of {len(sums)} course articles available.")
     if problems:
         print(f"{len(problems)} not available:\n" + "\n".join(problems))

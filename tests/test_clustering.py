@@ -223,3 +223,38 @@ def test_cluster_colours_are_never_grey():
     for label, colour in colours.items():
         r, g, b = mcolors.to_rgb(colour)
         assert (label == -1) == (r == g == b), (label, colour)
+
+
+def test_load_clusters_reads_notebook2_file_with_keyword_lists(tmp_path, demo_corpus):
+    from helpers.clustering import export_frame, load_clusters
+
+    labels = np.arange(len(demo_corpus)) % 3
+    coords = np.zeros((len(demo_corpus), 2))
+    path = tmp_path / "clusters.csv"
+    export_frame(demo_corpus, labels, coords).to_csv(path, index=False)
+    loaded = load_clusters(path)
+    assert loaded["cluster"].tolist() == labels.tolist()
+    assert loaded["keywords"].tolist() == demo_corpus["keywords"].tolist()
+    demo_corpus.to_csv(tmp_path / "plain.csv", index=False)
+    with pytest.raises(ValueError, match="cluster, x, y"):
+        load_clusters(tmp_path / "plain.csv")
+
+
+def test_notebook2_teaches_the_settings_notebook3_recomputes_with():
+    """Notebook 3 recomputes notebook 2's clusters when they are missing: both must agree."""
+    import ast
+
+    import nbformat
+
+    from helpers.cache import REPO_ROOT
+    from helpers.clustering import COURSE_HDBSCAN, COURSE_SEED, COURSE_UMAP
+
+    found = {}
+    for cell in nbformat.read(REPO_ROOT / "2_clustering.ipynb", as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        for line in cell.source.splitlines():
+            name = line.split("=")[0].strip()
+            if name in ("SEED", "UMAP_PARAMS", "HDBSCAN_PARAMS") and line.startswith(name):
+                found[name] = eval(compile(ast.parse(line.split("=", 1)[1].strip(), mode="eval"), "nb2", "eval"))
+    assert found == {"SEED": COURSE_SEED, "UMAP_PARAMS": COURSE_UMAP, "HDBSCAN_PARAMS": COURSE_HDBSCAN}

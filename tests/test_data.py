@@ -180,3 +180,6 @@ def test_fetch_articles_reports_missing_files_by_name(data_dir, monkeypatch, cap
     assert len(paths) == 27 and all(p.suffix == ".pdf" and p.is_file() for p in paths)
     for name in data.ARTICLES_WITHOUT_CHECKSUM:
         assert name in out
+    with_missing = data.fetch_articles(include_missing=True)
+    assert len(with_missing) == 30
+    assert {p.name for p in with_missing if not p.is_file()} == set(data.ARTICLES_WITHOUT_CHECKSUM)
