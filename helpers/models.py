@@ -8,6 +8,7 @@ swapped silently.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
@@ -93,6 +94,18 @@ def packaged_path(name: str) -> Path | None:
     return path if (path / marker).is_file() else None
 
 
+@contextlib.contextmanager
+def _no_progress_bars():
+    """Silence transformers' progress bars (e.g. "Loading weights") inside the block."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers_logging.enable_progress_bar()
+
+
 def _describe(name: str, source: str, device: str, dtype) -> None:
     print(f"Model: {name} | from: {source} | device: {device} | dtype: {str(dtype).replace('torch.', '')}")
 
@@ -126,7 +139,8 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, device: str | None = None, backe
     local = packaged_path(name)
     if local is None and not hub_online():
         raise _unreachable(name, DEFAULT_EMBEDDER)
-    model = SentenceTransformer(str(local or name), device=device, token=hf_token())
+    with _no_progress_bars():  # loading takes a second; a progress bar would only clutter the notebook
+        model = SentenceTransformer(str(local or name), device=device, token=hf_token())
     if device != "cpu":
         model = model.half()
     model.scisci_name = name
@@ -212,17 +226,12 @@ def _load_packaged_smollm2(folder: Path, device: str, dtype: torch.dtype):
     """SmolLM2 from its GGUF file, dequantised once and then kept on disk as safetensors."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from transformers.utils import logging as transformers_logging
-
     dequantised = cache_dir("models") / "SmolLM2-135M-Instruct-Q4_1-dequantised"
     if (dequantised / "config.json").is_file():
         source = f"packaged GGUF ({folder.name}), dequantised copy cached at {dequantised}"
         tokenizer = AutoTokenizer.from_pretrained(dequantised)
-        transformers_logging.disable_progress_bar()  # a one-second load needs no progress bar
-        try:
+        with _no_progress_bars():  # a one-second load needs no progress bar
             model = AutoModelForCausalLM.from_pretrained(dequantised, dtype=dtype)
-        finally:
-            transformers_logging.enable_progress_bar()
     else:
         print("Dequantising the packaged GGUF model once (about 30 s); later loads take seconds.")
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)

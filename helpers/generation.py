@@ -1,0 +1,512 @@
+"""Text generation with an instruct model: batched, greedy, cached, and constrained choices.
+
+Two backends, chosen by the environment and printed at every call:
+
+* local transformers (default): the model from ``helpers.models.load_generator``
+  (offline: the packaged SmolLM2-135M-Instruct). Chats are generated in batches,
+  left-padded, one ``model.generate`` per batch.
+* any OpenAI-compatible chat endpoint (a local vLLM or Ollama server, Hugging
+  Face's inference router): set ``SCISCI_LLM_BASE_URL`` (e.g.
+  ``http://localhost:11434/v1``) and ``SCISCI_LLM_MODEL``; the token comes from
+  ``SCISCI_LLM_API_KEY`` or ``HF_TOKEN``.
+
+Every answer is cached on disk (``cache_dir("generations")``), keyed by model,
+messages and generation settings: a re-run is instant, a changed prompt is recomputed.
+
+Typical use::
+
+    messages = [make_messages("Name three colours.", system="Answer briefly.")]
+    generate(messages)                                  # -> ["Red, green, blue."]
+    score_choices(messages, ["TRUE", "FALSE"])           # -> probabilities per choice
+    label_clusters(df.groupby("cluster")["title"].apply(list).to_dict())
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pandas as pd
+
+from helpers import prompts
+from helpers.cache import cache_dir, content_hash
+
+ENV_BASE_URL = "SCISCI_LLM_BASE_URL"
+ENV_MODEL = "SCISCI_LLM_MODEL"
+ENV_API_KEY = "SCISCI_LLM_API_KEY"
+
+
+# --------------------------------------------------------------------------- messages and backends
+
+
+def make_messages(user: str, system: str | None = None) -> list[dict]:
+    """A chat as a list of ``{"role", "content"}`` dicts: an optional system message, then the user's."""
+    if not isinstance(user, str) or not user.strip():
+        raise ValueError("the user message is empty; write the question or instruction first")
+    chat = [{"role": "system", "content": system}] if system else []
+    return chat + [{"role": "user", "content": user}]
+
+
+def _check_chats(messages_list) -> list[list[dict]]:
+    """A list of chats; a single chat or a plain string is not accepted silently as many."""
+    if isinstance(messages_list, (str, dict)) or (
+        isinstance(messages_list, list) and messages_list and isinstance(messages_list[0], dict)
+    ):
+        raise ValueError("pass a list of chats, e.g. [make_messages('...')], not a single chat or string")
+    chats = [make_messages(m) if isinstance(m, str) else m for m in messages_list]
+    for i, chat in enumerate(chats):
+        if not isinstance(chat, list) or not all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in chat):
+            raise ValueError(f"chat {i} is not a list of {{'role', 'content'}} messages: {chat!r:.120}")
+    return chats
+
+
+def endpoint_settings() -> dict | None:
+    """The OpenAI-compatible endpoint from the environment (base URL, model, token), or None."""
+    base = os.environ.get(ENV_BASE_URL, "").strip()
+    if not base:
+        return None
+    model = os.environ.get(ENV_MODEL, "").strip()
+    if not model:
+        raise RuntimeError(f"{ENV_BASE_URL} is set ({base}) but {ENV_MODEL} is not; set it to the model the endpoint serves")
+    from helpers.models import hf_token
+
+    token = os.environ.get(ENV_API_KEY) or hf_token()
+    return {"base_url": base.rstrip("/"), "model": model, "token": token}
+
+
+def resolve_generator(generator=None):
+    """What generates: a loaded pipeline, an endpoint dict, or (None) the environment's choice.
+
+    ``generator`` may be a pipeline from ``load_generator``, a model name (loaded
+    with ``load_generator``), or None: the endpoint when ``SCISCI_LLM_BASE_URL``
+    is set, else ``load_generator()``.
+    """
+    if generator is None:
+        endpoint = endpoint_settings()
+        if endpoint is not None:
+            return endpoint
+    if generator is None or isinstance(generator, str):
+        from helpers.models import load_generator
+
+        return load_generator(generator)
+    if isinstance(generator, dict) or (hasattr(generator, "model") and hasattr(generator, "tokenizer")):
+        return generator
+    raise TypeError(f"generator must be a pipeline from load_generator, a model name or None; got {type(generator).__name__}")
+
+
+def _backend_name(generator) -> str:
+    if isinstance(generator, dict):
+        return f"{generator['base_url']}|{generator['model']}"
+    info = getattr(generator, "scisci_info", None) or {}
+    return info.get("name") or getattr(generator.model, "name_or_path", type(generator.model).__name__)
+
+
+def _describe_backend(generator) -> str:
+    if isinstance(generator, dict):
+        return f"{generator['model']} via the OpenAI-compatible endpoint {generator['base_url']}"
+    info = getattr(generator, "scisci_info", None) or {}
+    return f"{_backend_name(generator)} (local transformers, {info.get('device') or generator.model.device})"
+
+
+def chat_prompts(messages_list, tokenizer) -> list[str]:
+    """Chats rendered as prompt strings with the model's chat template, ending where the assistant speaks."""
+    chats = _check_chats(messages_list)
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"the tokenizer of {tokenizer.name_or_path!r} has no chat template; use an instruct model")
+    return [tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) for chat in chats]
+
+
+# --------------------------------------------------------------------------- the on-disk cache
+
+
+def _cache_path(key: str):
+    return cache_dir("generations") / f"{key}.json"
+
+
+def _cache_get(key: str):
+    path = _cache_path(key)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["output"]
+    except (OSError, ValueError, KeyError):
+        return None  # missing or unreadable: recompute
+
+
+def _cache_put(key: str, record: dict) -> None:
+    path = _cache_path(key)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def _batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length (longest first), to cut padding."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def _left_pad(rows: list[list[int]], pad_id: int):
+    """Token id lists -> (input_ids, attention_mask, position_ids) tensors, padded on the left."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
+        mask[i, width - len(r):] = 1
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    return ids, mask, positions
+
+
+def _generate_local(prompts_text: list[str], pipe, max_new_tokens: int, batch_size: int,
+                    do_sample: bool, temperature: float | None, seed: int) -> list[str]:
+    import torch
+    from transformers import GenerationConfig
+
+    model, tokenizer = pipe.model, pipe.tokenizer
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    # Chat templates write their own special tokens (e.g. BOS), so none are added here.
+    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts_text]
+    limit = getattr(model.config, "max_position_embeddings", None)
+    for i, ids in enumerate(encoded):
+        if limit and len(ids) + max_new_tokens > limit:
+            raise ValueError(f"prompt {i} has {len(ids)} tokens; with max_new_tokens={max_new_tokens} it exceeds "
+                             f"the model's context of {limit} tokens. Shorten it.")
+    # An explicit config, so a model's own sampling defaults (e.g. Llama's temperature) don't apply.
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens, do_sample=do_sample,
+        temperature=temperature if do_sample else None, top_p=None, top_k=None,
+        pad_token_id=pad_id, eos_token_id=model.generation_config.eos_token_id,
+        bos_token_id=model.generation_config.bos_token_id,
+    )
+    if do_sample:
+        torch.manual_seed(seed)
+    outputs = [""] * len(encoded)
+    for batch in _batches([len(e) for e in encoded], batch_size):
+        ids, mask, _ = _left_pad([encoded[i] for i in batch], pad_id)
+        with torch.inference_mode():
+            out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                                 generation_config=config)
+        new_tokens = out[:, ids.shape[1]:]
+        for i, row in zip(batch, new_tokens):
+            outputs[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
+    return outputs
+
+
+def _post_chat(endpoint: dict, chat: list[dict], max_new_tokens: int, temperature: float, timeout: float = 120) -> str:
+    """One chat completion from an OpenAI-compatible endpoint; a clear error when it fails."""
+    url = f"{endpoint['base_url']}/chat/completions"
+    body = json.dumps({"model": endpoint["model"], "messages": chat, "max_tokens": max_new_tokens,
+                       "temperature": temperature}).encode("utf-8")
+    headers = {"Content-Type": "application/json"}
+    if endpoint.get("token"):
+        headers["Authorization"] = f"Bearer {endpoint['token']}"
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            payload = response.read().decode("utf-8", errors="replace")
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", errors="replace")[:300]
+        raise RuntimeError(f"the endpoint {url} answered HTTP {exc.code} ({exc.reason}): {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise RuntimeError(f"cannot reach the endpoint {url}: {reason}. Is the server running, "
+                           f"and is {ENV_BASE_URL} right?") from None
+    try:
+        content = json.loads(payload)["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise RuntimeError(f"the endpoint {url} returned something that is not an OpenAI-style chat "
+                           f"completion: {payload[:300]!r}") from None
+    if not isinstance(content, str):
+        raise RuntimeError(f"the endpoint {url} returned no text content: {payload[:300]!r}")
+    return content.strip()
+
+
+def generate(messages_list, generator=None, max_new_tokens: int = 128, batch_size: int = 8,
+             do_sample: bool = False, temperature: float | None = None, seed: int = 0,
+             cache: bool = True) -> list[str]:
+    """The model's answer (str) to each chat, in the order given.
+
+    ``messages_list`` is a list of chats (each from ``make_messages``; a plain
+    string counts as one user message). Greedy decoding by default; with
+    ``do_sample=True`` sampling at ``temperature`` from ``seed``. Locally the
+    chats go to the model in batches of ``batch_size`` (left padding, similar
+    lengths together), one ``generate`` call per batch. Answers are cached on
+    disk by model, chat and settings; ``cache=False`` recomputes and stores nothing.
+    """
+    chats = _check_chats(messages_list)
+    if not chats:
+        return []
+    if do_sample and not (temperature and temperature > 0):
+        raise ValueError("sampling needs a temperature > 0, e.g. temperature=0.7")
+    generator = resolve_generator(generator)
+    name = _backend_name(generator)
+    settings = {"max_new_tokens": int(max_new_tokens), "do_sample": bool(do_sample),
+                "temperature": temperature if do_sample else None, "seed": seed if do_sample else None}
+    keys = [content_hash(name, chat, settings) for chat in chats]
+    outputs = [_cache_get(k) if cache else None for k in keys]
+    todo = [i for i, out in enumerate(outputs) if out is None]
+    print(f"Generating {len(chats)} answer(s) with {_describe_backend(generator)}: "
+          f"{len(chats) - len(todo)} from the cache, {len(todo)} to compute.")
+    if todo:
+        if isinstance(generator, dict):
+            new = [_post_chat(generator, chats[i], max_new_tokens, temperature if do_sample else 0.0) for i in todo]
+        else:
+            texts = chat_prompts([chats[i] for i in todo], generator.tokenizer)
+            new = _generate_local(texts, generator, max_new_tokens, batch_size, do_sample, temperature, seed)
+        for i, text in zip(todo, new):
+            outputs[i] = text
+            if cache:
+                _cache_put(keys[i], {"model": name, "messages": chats[i], "settings": settings, "output": text})
+    return outputs
+
+
+# --------------------------------------------------------------------------- constrained choice
+
+
+def _choice_logprobs_local(prompt_ids: list[list[int]], choice_ids: list[list[int]], pipe,
+                           batch_size: int) -> np.ndarray:
+    """Log-probability (n_prompts, n_choices) of each choice's tokens following each prompt.
+
+    Each prompt is run once; its key/value cache is then reused for every choice
+    (and cropped back to the prompt after each), so scoring k choices costs little more than one.
+    """
+    import torch
+    from transformers import DynamicCache
+
+    model, tokenizer = pipe.model, pipe.tokenizer
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    scores = np.zeros((len(prompt_ids), len(choice_ids)))
+    for batch in _batches([len(p) for p in prompt_ids], batch_size):
+        ids, mask, positions = _left_pad([prompt_ids[i] for i in batch], pad_id)
+        ids, mask, positions = ids.to(model.device), mask.to(model.device), positions.to(model.device)
+        with torch.inference_mode():
+            past = DynamicCache(config=model.config)
+            out = model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                        past_key_values=past, use_cache=True, logits_to_keep=1)
+            first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+            last_position = positions[:, -1:]
+            for j, choice in enumerate(choice_ids):
+                total = first[:, choice[0]].clone()
+                if len(choice) > 1:
+                    rest = torch.tensor(choice[:-1], device=model.device).repeat(len(batch), 1)
+                    steps = torch.arange(1, len(choice), device=model.device)
+                    out = model(input_ids=rest,
+                                attention_mask=torch.cat([mask, torch.ones_like(rest)], dim=1),
+                                position_ids=last_position + steps, past_key_values=past, use_cache=True)
+                    logp = torch.log_softmax(out.logits.float(), dim=-1)
+                    targets = torch.tensor(choice[1:], device=model.device).repeat(len(batch), 1)
+                    total += logp.gather(2, targets.unsqueeze(-1)).squeeze(-1).sum(dim=1)
+                    past.crop(-(len(choice) - 1))  # drop this choice's tokens; the prompt stays cached
+                scores[batch, j] = total.cpu().numpy()
+    return scores
+
+
+def _first_choice_in(text: str, choices: list[str]) -> str | None:
+    """The allowed choice that appears first in ``text`` as a whole word (any case), or None."""
+    found = []
+    for choice in choices:
+        match = re.search(rf"(?<!\w){re.escape(choice)}(?!\w)", text, flags=re.IGNORECASE)
+        if match:
+            found.append((match.start(), -len(choice), choice))
+    return min(found)[2] if found else None
+
+
+def score_choices(messages_list, choices: list[str], generator=None, prefix: str = "",
+                  batch_size: int = 8, cache: bool = True) -> pd.DataFrame:
+    """A constrained choice: how likely the model is to answer each chat with each allowed choice.
+
+    Locally, each choice's log-probability as the continuation of the chat (after
+    the assistant's ``prefix``) is computed and normalised over the choices, so
+    the answer is always one of them, whatever the model would have generated.
+    Returns a DataFrame, one row per chat: one probability column per choice
+    (rows sum to 1), ``choice`` (the most probable) and ``mass`` (the total
+    probability the model gives to any allowed choice: low means it would
+    rather have written something else).
+    With an OpenAI-compatible endpoint (no log-probabilities), the answer is
+    generated and the first allowed choice in it gets probability 1; when none
+    appears, the probabilities and ``choice`` are missing (NaN).
+    """
+    chats = _check_chats(messages_list)
+    choices = list(choices)
+    if len(choices) < 2 or len(set(choices)) != len(choices) or not all(isinstance(c, str) and c for c in choices):
+        raise ValueError(f"need at least two distinct, non-empty choices; got {choices!r}")
+    generator = resolve_generator(generator)
+    columns = choices + ["choice", "mass"]
+    if not chats:
+        return pd.DataFrame(columns=columns)
+    if isinstance(generator, dict):
+        answers = generate(chats, generator, max_new_tokens=16, cache=cache)
+        rows = []
+        for answer in answers:
+            picked = _first_choice_in(answer, choices)
+            probs = [float(c == picked) if picked else np.nan for c in choices]
+            rows.append(probs + [picked, np.nan])
+        return pd.DataFrame(rows, columns=columns)
+
+    name = _backend_name(generator)
+    keys = [content_hash(name, chat, {"choices": choices, "prefix": prefix, "kind": "score_choices"}) for chat in chats]
+    logprobs = [_cache_get(k) if cache else None for k in keys]
+    todo = [i for i, lp in enumerate(logprobs) if lp is None]
+    print(f"Scoring {len(choices)} choices for {len(chats)} chat(s) with {_describe_backend(generator)}: "
+          f"{len(chats) - len(todo)} from the cache, {len(todo)} to compute.")
+    if todo:
+        tokenizer = generator.tokenizer
+        texts = chat_prompts([chats[i] for i in todo], tokenizer)
+        prompt_ids = [tokenizer(t + prefix, add_special_tokens=False)["input_ids"] for t in texts]
+        choice_ids = [tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices]
+        computed = _choice_logprobs_local(prompt_ids, choice_ids, generator, batch_size)
+        for i, row in zip(todo, computed):
+            logprobs[i] = [float(x) for x in row]
+            if cache:
+                _cache_put(keys[i], {"model": name, "messages": chats[i], "choices": choices,
+                                     "prefix": prefix, "output": logprobs[i]})
+    logprobs = np.array(logprobs, dtype=float)
+    top = logprobs.max(axis=1, keepdims=True)
+    probs = np.exp(logprobs - top)
+    mass = probs.sum(axis=1) * np.exp(top[:, 0])
+    probs /= probs.sum(axis=1, keepdims=True)
+    frame = pd.DataFrame(probs, columns=choices)
+    frame["choice"] = [choices[j] for j in probs.argmax(axis=1)]
+    frame["mass"] = mass
+    return frame
+
+
+# --------------------------------------------------------------------------- cluster labels
+
+_PREFIX = re.compile(r"^\s*(?:here\s+are\s+)?(?:the\s+)?(?:main\s+)?(?:\d\s*(?:to|-|–)\s*\d\s+)?(?:main\s+)?"
+                     r"(?:themes?|topics?|labels?|keywords?)\b[^:\n]*:\s*", flags=re.IGNORECASE)
+_MARKER = re.compile(r"^\s*(?:[-*•·–—>]+|\(?\d{1,2}[.):]|\(?[a-eA-E][.)](?=\s))\s*")
+_NAMED = re.compile(r"^(?:theme|topic|label)\s*\d*\s*[:.-]\s*", flags=re.IGNORECASE)
+
+
+def theme_candidates(text: str, max_words: int = 8) -> list[str]:
+    """Every theme found in an answer, in order, deduplicated (case-insensitive).
+
+    One theme per line, or comma/semicolon-separated on a single line. Numbering,
+    bullets, ``Themes:`` prefixes, markdown emphasis, quotes and end punctuation
+    are removed; ``Name: description`` keeps the name; lines longer than
+    ``max_words`` words are prose, not themes, and are skipped.
+    """
+    if not isinstance(text, str):
+        return []
+    text = _PREFIX.sub("", text.strip().replace("**", "").replace("__", ""))
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) == 1 and re.search(r"[,;]", lines[0]):
+        lines = re.split(r"[,;]", lines[0])
+    themes, seen = [], set()
+    for line in lines:
+        line = _MARKER.sub("", line.strip())
+        line = _NAMED.sub("", line)
+        if ":" in line:
+            name, _, rest = line.partition(":")
+            line = name if name.strip() else rest
+        line = line.strip().strip("\"'`“”‘’").strip().rstrip(".;,!").strip()
+        if not line or line.endswith("?") or len(line.split()) > max_words or not re.search(r"[A-Za-z]", line):
+            continue
+        key = line.casefold()
+        if key not in seen:
+            seen.add(key)
+            themes.append(line)
+    return themes
+
+
+def parse_themes(text: str, min_n: int = 3, max_n: int = 5) -> list[str] | None:
+    """Short themes from a model's answer: the first ``max_n`` found, or None when fewer than ``min_n``.
+
+    Tolerates numbering, bullets, ``Themes:`` prefixes and repeats (see
+    ``theme_candidates``). None means the answer could not be parsed: show it as such.
+    """
+    themes = theme_candidates(text)
+    return themes[:max_n] if len(themes) >= min_n else None
+
+
+def sample_titles(titles, n_titles: int = 10, seed: int = 0) -> list[str]:
+    """Up to ``n_titles`` distinct, non-empty titles drawn at random (reproducible with ``seed``)."""
+    titles = list(dict.fromkeys(t.strip() for t in titles if isinstance(t, str) and t.strip()))
+    if len(titles) <= n_titles:
+        return titles
+    picks = np.random.default_rng(seed).choice(len(titles), size=n_titles, replace=False)
+    return [titles[i] for i in sorted(picks)]
+
+
+def cluster_label_messages(titles: list[str], system: str = prompts.CLUSTER_LABEL_SYSTEM,
+                           user: str = prompts.CLUSTER_LABEL_USER,
+                           examples=prompts.CLUSTER_LABEL_EXAMPLES) -> list[dict]:
+    """The chat that asks for one cluster's themes: system, worked examples, then the titles.
+
+    Each example is ``(titles, answer)``: a user turn with those titles and the
+    assistant's answer, so the model sees the format it should follow.
+    """
+    if "{titles}" not in user:
+        raise ValueError("the user prompt needs a {titles} slot for the sampled titles")
+    chat = [{"role": "system", "content": system}] if system else []
+    for example_titles, answer in examples or []:
+        chat += [{"role": "user", "content": user.format(titles="\n".join(example_titles))},
+                 {"role": "assistant", "content": answer}]
+    return chat + [{"role": "user", "content": user.format(titles="\n".join(titles))}]
+
+
+def label_clusters(titles_by_cluster: dict, generator=None, n_titles: int = 10, seed: int = 0,
+                   system: str = prompts.CLUSTER_LABEL_SYSTEM, user: str = prompts.CLUSTER_LABEL_USER,
+                   examples=prompts.CLUSTER_LABEL_EXAMPLES, max_new_tokens: int = 32,
+                   batch_size: int = 8, min_n: int = 3, max_n: int = 5, cache: bool = True) -> pd.DataFrame:
+    """Label each cluster with 3-5 short themes written by an instruct model.
+
+    ``titles_by_cluster`` maps a cluster id to its titles, e.g.
+    ``df.groupby("cluster")["title"].apply(list).to_dict()``; the noise group
+    (negative ids) is left out. Up to ``n_titles`` titles per cluster are sampled
+    with ``seed``, put into the ``user`` template (slot ``{titles}``, one title
+    per line) after the ``system`` prompt and the worked ``examples`` (pass
+    ``examples=[]`` for none), and all clusters are generated greedily in batches
+    (``max_new_tokens`` caps an answer: 5 themes of 3 words fit in 32).
+    Returns one row per cluster: ``cluster``, ``n_titles``, ``prompt`` (the last
+    user message), ``answer`` (raw), ``themes`` (list, or None), ``n_themes`` (how
+    many the answer contained), ``parsed`` (True when ``min_n``-``max_n`` themes
+    could be read; more are cut to ``max_n``), and ``label`` (the themes joined
+    by "; ", or "UNPARSEABLE: " and the start of the answer).
+    """
+    if not isinstance(titles_by_cluster, dict) or not titles_by_cluster:
+        raise ValueError("titles_by_cluster must be a non-empty dict {cluster id: list of titles}")
+    clusters = sorted(c for c in titles_by_cluster if not (isinstance(c, (int, np.integer)) and c < 0))
+    if not clusters:
+        raise ValueError("only the noise group (-1) was given; there is no cluster to label")
+    sampled = {c: sample_titles(titles_by_cluster[c], n_titles, seed) for c in clusters}
+    empty = [c for c in clusters if not sampled[c]]
+    if empty:
+        raise ValueError(f"cluster(s) {empty} have no non-empty title")
+    chats = [cluster_label_messages(sampled[c], system, user, examples) for c in clusters]
+    user_texts = {c: chat[-1]["content"] for c, chat in zip(clusters, chats)}
+    answers = generate(chats, generator, max_new_tokens=max_new_tokens, batch_size=batch_size, cache=cache)
+    rows = []
+    for c, answer in zip(clusters, answers):
+        found = theme_candidates(answer)
+        themes = found[:max_n] if len(found) >= min_n else None
+        label = "; ".join(themes) if themes else "UNPARSEABLE: " + " ".join(answer.split())[:60]
+        rows.append({"cluster": c, "n_titles": len(sampled[c]), "prompt": user_texts[c], "answer": answer,
+                     "themes": themes, "n_themes": len(found), "parsed": themes is not None, "label": label})
+    return pd.DataFrame(rows)
+
+
+def compare_labels(llm_labels: pd.DataFrame, keyword_labels: pd.DataFrame) -> pd.DataFrame:
+    """One row per cluster: the LLM's label beside the keyword label (from ``clustering.keyword_labels``).
+
+    ``keyword_labels`` may be the long frame (cluster, rank, keyword) or one row
+    per cluster with a ``top_keywords`` column (``clustering.cluster_table``).
+    """
+    if "keyword" in keyword_labels:
+        keywords = (keyword_labels.sort_values(["cluster", "rank"]).groupby("cluster")["keyword"]
+                    .agg("; ".join).rename("keyword_label"))
+    elif "top_keywords" in keyword_labels:
+        keywords = keyword_labels.set_index("cluster")["top_keywords"].rename("keyword_label")
+    else:
+        raise ValueError("keyword_labels needs a 'keyword' column (keyword_labels) or 'top_keywords' (cluster_table)")
+    table = llm_labels[["cluster", "label", "parsed", "n_themes"]].rename(columns={"label": "llm_label"})
+    table = table.merge(keywords, left_on="cluster", right_index=True, how="left")
+    return table[["cluster", "keyword_label", "llm_label", "n_themes", "parsed"]]

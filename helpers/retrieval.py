@@ -1,0 +1,519 @@
+"""Search abstracts and PDF passages, and answer questions from what was found.
+
+Search is hybrid by default: dense similarity (cosine of sentence embeddings,
+good at paraphrases) fused with Okapi BM25 (exact words, good at acronyms and
+method names) by reciprocal-rank fusion. Everything that does not depend on
+the query is computed once in ``build_index``; a query then costs one
+embedding, one matrix-vector product, a sparse BM25 sum and the fusion.
+
+Typical use::
+
+    corpus = load_corpus("course")
+    abstracts = build_index(corpus[corpus.has_abstract])
+    search(abstracts, "BERTopic", k=5)                   # method="hybrid" | "dense" | "lexical"
+    pages, status = read_articles(fetch_articles())
+    passages = build_index(label_passages(split_passages(pages), corpus))
+    everything = combine_indexes(abstract=abstracts, passage=passages)
+    answer(passages, "How is disruption measured?")      # numbered sources, or "nothing relevant"
+
+The dense step is exact search (one numpy matrix-vector product), fine for
+thousands of records. For millions, a vector index (e.g. FAISS ``IndexFlatIP``
+or HNSW) would keep the embeddings and return the top candidates instead;
+``search(index, query, k, method)`` stays as it is.
+"""
+from __future__ import annotations
+
+import functools
+import numbers
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from sklearn.feature_extraction.text import CountVectorizer
+
+from helpers import generation, prompts
+from helpers.embeddings import check_texts, embed_texts
+from helpers.models import DEFAULT_EMBEDDER
+
+METHODS = ("dense", "lexical", "hybrid")
+BM25_K1 = 1.5  # how quickly repeats of a word stop adding to its score
+BM25_B = 0.75  # how much a long text is penalised for its length
+RRF_K = 60  # reciprocal-rank fusion constant: 1 / (60 + rank) from each list
+CANDIDATES = 30  # hits of each method that enter the fusion; deeper lists let many weak matches outvote a top hit
+# Lowest dense cosine for a hit to count as relevant in `answer`. Chosen with `best_scores`
+# on abstracts + passages of the course (all-MiniLM-L6-v2): the best hit of the 10 off-topic
+# queries of retrieval_queries.csv scored 0.11-0.31, of the 30 on-topic ones 0.35-0.84;
+# 0.33 lies midway. Short acronym queries ("the COM-B model") score lowest among on-topic ones.
+MIN_SCORE = 0.33
+# The course's query set: query, kind (lexical | paraphrase | question | off_topic), doi, title.
+QUERIES_CSV = Path(__file__).with_name("retrieval_queries.csv")
+# Columns of a record that search results show, in this order, when the records have them.
+RESULT_COLUMNS = ["source", "title", "year", "doi", "file", "page"]
+# What `answer` says, without asking the model, when no hit reaches the threshold.
+NOTHING_FOUND = ("Nothing relevant found: the best match has cosine {best:.2f}, below the threshold "
+                 "{min_score:.2f}. No answer was generated; rephrase the question or search other sources.")
+
+# Function words that carry no topic; kept short on purpose (no "system", "model", ...).
+STOP_WORDS = frozenset("""
+a about after all also an and any are as at be been but by can could did do does for from had has
+have how however if in into is it its may more most no not of on or our over such than that the
+their them then there these they this those through to under using was we were what when where
+which while who why will with within would
+""".split())
+# A token is a run of letters/digits, possibly joined by hyphens (h-index, COVID-19, Node2Vec).
+_TOKEN = re.compile(r"\w+(?:-\w+)*")
+_HYPHENS = str.maketrans({"\u2010": "-", "\u2011": "-"})  # typographic hyphens, as PDFs print them
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case BM25 tokens: words, acronyms and hyphenated names, plus the parts of each hyphenated name.
+
+    ``"The CD-index of SciBERT"`` -> ``["cd-index", "cd", "index", "scibert"]``: the
+    whole name matches exactly, its parts match a query that spells it apart.
+    Stop words and single characters are dropped.
+    """
+    tokens = []
+    for match in _TOKEN.finditer(text.lower().translate(_HYPHENS)):
+        word = match.group()
+        parts = word.split("-")
+        for token in [word] + (parts if len(parts) > 1 else []):
+            if len(token) > 1 and token not in STOP_WORDS:
+                tokens.append(token)
+    return tokens
+
+
+@dataclass(frozen=True, repr=False)
+class SearchIndex:
+    """What ``search`` needs, computed once by ``build_index``.
+
+    records: the searchable rows (index 0..n-1); embeddings: float32 ``(n, dim)``,
+    L2-normalised; term_weights: sparse ``(n, n_terms)`` BM25 weight of each term
+    in each record (CSC, so a term's column is one slice); vocabulary: term -> column;
+    model: the embedder (name or loaded model) that queries must be embedded with.
+    """
+
+    records: pd.DataFrame
+    embeddings: np.ndarray
+    term_weights: sparse.csc_matrix
+    vocabulary: dict
+    model: object
+    text_column: str
+
+    def __repr__(self) -> str:
+        name = self.model if isinstance(self.model, str) else getattr(self.model, "scisci_name", type(self.model).__name__)
+        return (f"SearchIndex({len(self.records)} records, {self.embeddings.shape[1]}-d embeddings from {name}, "
+                f"{len(self.vocabulary)} BM25 terms)")
+
+
+def bm25_weights(texts: list[str], k1: float = BM25_K1, b: float = BM25_B) -> tuple[sparse.csc_matrix, dict]:
+    """Okapi BM25 weight of every term in every text: ``(n_texts, n_terms)`` CSC matrix and the vocabulary.
+
+    weight = idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / mean length)),
+    idf = log(1 + (N - df + 0.5) / (df + 0.5)). A query's BM25 score for a text is
+    the sum of the weights of the query's terms in that text.
+    """
+    vectorizer = CountVectorizer(analyzer=tokenize)
+    try:
+        counts = vectorizer.fit_transform(texts).tocsr().astype(np.float32)
+    except ValueError:  # no text has a single token
+        return sparse.csc_matrix((len(texts), 0), dtype=np.float32), {}
+    n_texts = counts.shape[0]
+    lengths = np.asarray(counts.sum(axis=1)).ravel()
+    norm = k1 * (1 - b + b * lengths / max(lengths.mean(), 1e-9))
+    doc_freq = np.bincount(counts.indices, minlength=counts.shape[1])
+    idf = np.log1p((n_texts - doc_freq + 0.5) / (doc_freq + 0.5)).astype(np.float32)
+    rows = np.repeat(np.arange(n_texts), np.diff(counts.indptr))
+    tf = counts.data
+    counts.data = idf[counts.indices] * tf * (k1 + 1) / (tf + norm[rows])
+    vocabulary = {term: int(col) for term, col in vectorizer.vocabulary_.items()}
+    return counts.tocsc(), vocabulary
+
+
+def build_index(records: pd.DataFrame, text_column: str = "text", embeddings: np.ndarray | None = None,
+                model=DEFAULT_EMBEDDER) -> SearchIndex:
+    """A search index over ``records[text_column]``: embeddings and BM25 weights, computed once.
+
+    ``embeddings`` (float32 ``(n, dim)``, rows L2-normalised) are computed with
+    ``embed_texts`` (cached on disk, so the corpus embeddings of notebook 2 are
+    reused) when not given; ``model`` must be the one they came from, because
+    queries are embedded with it. ``records`` keeps all its columns (a search
+    result shows title, year, doi, file, page and text, and ``record``, the row
+    in ``index.records``).
+    """
+    if not isinstance(records, pd.DataFrame):
+        raise ValueError(f"records must be a pandas DataFrame; got {type(records).__name__}")
+    if records.empty:
+        raise ValueError("records is empty: there is nothing to search")
+    if text_column not in records.columns:
+        raise ValueError(f"records has no column {text_column!r} (columns: {', '.join(map(str, records.columns[:15]))})")
+    records = records.reset_index(drop=True)
+    texts = check_texts(records[text_column])
+    if embeddings is None:
+        embeddings = embed_texts(texts, model)
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    if embeddings.ndim != 2 or embeddings.shape[0] != len(records):
+        raise ValueError(f"embeddings must have one row per record: shape {embeddings.shape} for {len(records)} records")
+    norms = np.linalg.norm(embeddings, axis=1)
+    if not np.allclose(norms, 1, atol=1e-3):
+        raise ValueError("embeddings must be L2-normalised (as embed_texts returns them); "
+                         "divide each row by its norm first")
+    term_weights, vocabulary = bm25_weights(texts)
+    return SearchIndex(records, np.ascontiguousarray(embeddings), term_weights, vocabulary, model, text_column)
+
+
+def doi_from_filename(name: str) -> str | None:
+    """The DOI in a course PDF's file name, or None: ``paper_10.1007_s11192-021-04069-9.pdf`` -> ``10.1007/s11192-021-04069-9``.
+
+    Only the ``_`` right after the DOI prefix (``10.NNNN``) stands for ``/``;
+    underscores later in the name are part of the DOI (``10.1007/978-3-031-22028-9_22``).
+    """
+    match = re.fullmatch(r"(?:paper_)?(10\.\d{4,9})_(.+?)(?:\.pdf)?", str(name).split("/")[-1], flags=re.IGNORECASE)
+    return f"{match.group(1)}/{match.group(2)}" if match else None
+
+
+def label_passages(passages: pd.DataFrame, corpus: pd.DataFrame) -> pd.DataFrame:
+    """Passages (from ``split_passages``) with the ``doi``, ``title`` and ``year`` of their article.
+
+    The DOI comes from the file name (``doi_from_filename``); title and year from
+    the corpus record with that DOI (case-insensitive), missing (NaN) when the
+    corpus has no such record.
+    """
+    missing = [c for c in ("file", "page", "text") if c not in passages.columns]
+    if missing:
+        raise ValueError(f"passages lacks column(s) {missing}; pass the frame from split_passages")
+    for column in ("doi", "title", "year"):
+        if column not in corpus.columns:
+            raise ValueError(f"corpus lacks column {column!r}; pass the frame from load_corpus")
+    known = corpus.dropna(subset=["doi"]).assign(key=lambda f: f["doi"].str.lower()).drop_duplicates("key")
+    known = known.set_index("key")
+    out = passages.drop(columns=[c for c in ("doi", "title", "year") if c in passages.columns])
+    doi = out["file"].map(doi_from_filename)
+    key = doi.str.lower()
+    out.insert(0, "doi", doi)
+    out.insert(0, "year", key.map(known["year"]).astype("Int64"))
+    out.insert(0, "title", key.map(known["title"]))
+    return out.reset_index(drop=True)
+
+
+def combine_indexes(**indexes: SearchIndex) -> SearchIndex:
+    """One index over the records of several, e.g. ``combine_indexes(abstract=a, passage=p)``.
+
+    Each record gets a ``source`` column with the name it was passed under.
+    Embeddings are reused (not recomputed); BM25 statistics are recomputed over
+    all records together. All indexes must come from the same embedder.
+    """
+    if not indexes:
+        raise ValueError("pass at least one index, e.g. combine_indexes(abstract=a, passage=p)")
+    first = next(iter(indexes.values()))
+    models = {str(getattr(ix.model, "scisci_name", ix.model)) for ix in indexes.values()}
+    if len(models) > 1:
+        raise ValueError(f"the indexes were embedded with different models ({', '.join(sorted(models))}); "
+                         "their similarities are not comparable")
+    frames = []
+    for name, ix in indexes.items():
+        frame = ix.records.drop(columns=["text"]) if ix.text_column != "text" and "text" in ix.records else ix.records
+        frames.append(frame.rename(columns={ix.text_column: "text"}).assign(source=name))
+    records = pd.concat(frames, ignore_index=True)
+    embeddings = np.vstack([ix.embeddings for ix in indexes.values()])
+    return build_index(records, "text", embeddings=embeddings, model=first.model)
+
+
+def _check_query(query, k) -> None:
+    if not isinstance(query, str) or not query.strip():
+        raise ValueError(f"the query is empty; write what you are looking for (got {query!r})")
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ValueError(f"k must be a whole number >= 1 (the number of results); got {k!r}")
+
+
+def embed_query(index: SearchIndex, query: str) -> np.ndarray:
+    """The query's embedding ``(dim,)`` with the index's model (not cached: one query takes milliseconds)."""
+    return embed_texts([query], index.model, cache=False, show_progress=False)[0]
+
+
+def lexical_scores(index: SearchIndex, query: str) -> np.ndarray:
+    """BM25 score ``(n,)`` of every record for the query (0 where no query term occurs)."""
+    scores = np.zeros(len(index.records), dtype=np.float32)
+    weights = index.term_weights
+    for term in set(tokenize(query)):
+        col = index.vocabulary.get(term)
+        if col is not None:
+            start, end = weights.indptr[col], weights.indptr[col + 1]
+            scores[weights.indices[start:end]] += weights.data[start:end]
+    return scores
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController  # installed with scikit-learn
+
+    return ThreadpoolController()
+
+
+def dense_scores(index: SearchIndex, query_vector: np.ndarray) -> np.ndarray:
+    """Cosine ``(n,)`` of every record with the query vector (exact search: one matrix-vector product)."""
+    # On one BLAS thread: waking several threads for one product costs more than it saves
+    # (up to 20 ms instead of 0.2 ms on a busy 2-core machine).
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        return index.embeddings @ np.asarray(query_vector, dtype=np.float32)
+
+
+def _top(scores: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the ``n`` highest scores, best first (ties: lower position first)."""
+    n = min(n, len(scores))
+    if n < len(scores):
+        ids = np.argpartition(-scores, n - 1)[:n]
+    else:
+        ids = np.arange(len(scores))
+    return ids[np.lexsort((ids, -scores[ids]))]
+
+
+def _ranks(scores: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Rank (1 = best) of each record in ``ids`` among all records: 1 + how many score higher."""
+    return 1 + (scores[None, :] > scores[ids, None]).sum(axis=1)
+
+
+def search(index: SearchIndex, query: str, k: int = 10, method: str = "hybrid") -> pd.DataFrame:
+    """The ``k`` records that best match ``query``, best first.
+
+    ``method``: "dense" (cosine of embeddings), "lexical" (BM25 on exact words)
+    or "hybrid" (reciprocal-rank fusion of the top ``CANDIDATES`` of each, or
+    the top ``k`` if more: sum of 1 / (60 + rank)). Returns one row per hit: ``rank``, ``score`` (the
+    method's: fused score, cosine or BM25), ``dense_rank`` and ``dense_score``
+    (cosine in [-1, 1], whatever the method: use it for relevance thresholds),
+    ``lexical_rank`` and ``lexical_score`` (BM25; rank <NA> when no query word
+    occurs), then the record's title, year, doi (and source, file, page where the
+    records have them), ``text`` (the indexed text) and ``record`` (its row in
+    ``index.records``, to look up any other column).
+    Lexical search returns only records sharing a word with the query, so it may
+    give fewer than ``k`` rows.
+    """
+    _check_query(query, k)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    return _search(index, query, embed_query(index, query), k, method)
+
+
+def _search(index: SearchIndex, query: str, query_vector: np.ndarray, k: int, method: str) -> pd.DataFrame:
+    cosines = dense_scores(index, query_vector)
+    bm25 = lexical_scores(index, query)
+    n_candidates = max(k, CANDIDATES)
+    if method == "dense":
+        ids = _top(cosines, k)
+        scores = cosines[ids]
+    else:
+        matching = np.flatnonzero(bm25 > 0)
+        lexical_ids = matching[_top(bm25[matching], n_candidates)]
+        if method == "lexical":
+            ids = lexical_ids[:k]
+            scores = bm25[ids]
+        else:
+            dense_ids = _top(cosines, n_candidates)
+            fused = np.zeros(len(cosines))
+            fused[dense_ids] += 1 / (RRF_K + np.arange(1, len(dense_ids) + 1))
+            fused[lexical_ids] += 1 / (RRF_K + np.arange(1, len(lexical_ids) + 1))
+            pool = np.union1d(dense_ids, lexical_ids)
+            # Ties in fused score (common: rank r in one list only) go to the higher cosine.
+            ids = pool[np.lexsort((-cosines[pool], -fused[pool]))][:k]
+            scores = fused[ids]
+    lexical_rank = pd.array(_ranks(bm25, ids), dtype="Int64")
+    lexical_rank[bm25[ids] <= 0] = pd.NA
+    columns = {
+        "rank": np.arange(1, len(ids) + 1),
+        "score": scores.astype(float),
+        "dense_rank": _ranks(cosines, ids),
+        "dense_score": cosines[ids].astype(float),
+        "lexical_rank": lexical_rank,
+        "lexical_score": bm25[ids].astype(float),
+    }
+    records = index.records
+    for column in RESULT_COLUMNS:
+        if column in records.columns:
+            columns[column] = records[column].array[ids]
+    columns["text"] = records[index.text_column].array[ids]
+    columns["record"] = ids
+    return pd.DataFrame(columns)
+
+
+def compare_methods(index: SearchIndex, query: str, k: int = 5, column: str = "title") -> pd.DataFrame:
+    """The top ``k`` ``column`` values (e.g. titles) of dense, lexical and hybrid search side by side."""
+    _check_query(query, k)
+    vector = embed_query(index, query)
+    table = {}
+    for method in METHODS:
+        hits = _search(index, query, vector, k, method)
+        table[method] = list(hits[column].astype(str)) + [""] * (k - len(hits))
+    return pd.DataFrame(table, index=pd.RangeIndex(1, k + 1, name="rank"))
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def load_queries(path=QUERIES_CSV) -> pd.DataFrame:
+    """The query set: ``query``, ``kind``, and the ``doi`` and ``title`` of the record that answers it.
+
+    ``kind`` says what the query tests: "lexical" (an exact acronym or method
+    name), "paraphrase" (the record's content in other words), "question" (a
+    plain question), "off_topic" (nothing in the corpus answers it; doi and
+    title are empty).
+    """
+    return pd.read_csv(path, dtype=str, keep_default_na=False).replace("", pd.NA)
+
+
+def _targets(index: SearchIndex, queries: pd.DataFrame) -> list[np.ndarray]:
+    """For each query, the set of record ids that count as its answer (same DOI, else same title)."""
+    records = index.records
+    doi = records["doi"].str.lower() if "doi" in records else pd.Series(pd.NA, index=records.index)
+    title = records["title"].str.strip().str.lower() if "title" in records else pd.Series(pd.NA, index=records.index)
+    targets = []
+    for row in queries.itertuples(index=False):
+        want_doi, want_title = getattr(row, "doi", None), getattr(row, "title", None)
+        if isinstance(want_doi, str) and want_doi.strip():
+            targets.append(np.flatnonzero(doi == want_doi.strip().lower()))
+        elif isinstance(want_title, str) and want_title.strip():
+            targets.append(np.flatnonzero(title == want_title.strip().lower()))
+        else:  # e.g. an off-topic query: no record answers it
+            targets.append(np.array([], dtype=int))
+    return targets
+
+
+def target_ranks(index: SearchIndex, queries: pd.DataFrame, methods=METHODS, depth: int = CANDIDATES) -> pd.DataFrame:
+    """Rank of each query's answer record under each method (<NA> when not in the top ``depth``).
+
+    ``queries`` has a ``query`` column and, per row, the ``doi`` (or ``title``)
+    of the record that answers it; rows without one (off-topic queries) or whose
+    answer is not in the index are left out, and a message counts them. Returns ``queries`` with one rank
+    column per method.
+    """
+    if not isinstance(queries, pd.DataFrame) or "query" not in queries.columns:
+        raise ValueError("queries must be a DataFrame with a 'query' column and a 'doi' or 'title' column")
+    if not ({"doi", "title"} & set(queries.columns)):
+        raise ValueError("queries needs a 'doi' or 'title' column naming the record that answers each query")
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise ValueError(f"unknown method(s) {bad}; choose from {', '.join(METHODS)}")
+    queries = queries.reset_index(drop=True)
+    for q in queries["query"]:
+        _check_query(q, depth)
+    targets = _targets(index, queries)
+    found = np.array([len(t) > 0 for t in targets])
+    if not found.all():
+        print(f"{(~found).sum()} of {len(queries)} queries left out: they name no record (off-topic) "
+              "or their record is not in the index.")
+    queries, targets = queries[found].reset_index(drop=True), [t for t in targets if len(t)]
+    if queries.empty:
+        raise ValueError("none of the queries' answers is among the index's records; check the doi/title columns")
+    vectors = embed_texts(list(queries["query"]), index.model)
+    ranks = {m: [] for m in methods}
+    for query, vector, target in zip(queries["query"], vectors, targets):
+        for method in methods:
+            hits = _search(index, query, vector, depth, method)["record"].to_numpy()
+            where = np.flatnonzero(np.isin(hits, target))
+            ranks[method].append(int(where[0]) + 1 if len(where) else pd.NA)
+    for method in methods:
+        queries[method] = pd.array(ranks[method], dtype="Int64")
+    return queries
+
+
+def recall_at_k(index: SearchIndex, queries: pd.DataFrame, ks=(1, 10), methods=METHODS) -> pd.DataFrame:
+    """Recall@k per method: the share of queries whose answer record is among the top k hits.
+
+    Returns one row per method with columns ``recall@k`` for each k and ``n_queries``.
+    """
+    ks = list(ks)
+    if not ks or any(isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1 for k in ks):
+        raise ValueError(f"ks must be whole numbers >= 1; got {ks!r}")
+    ranks = target_ranks(index, queries, methods, depth=max(ks))
+    table = {f"recall@{k}": [float((ranks[m].fillna(k + 1) <= k).mean()) for m in methods] for k in ks}
+    table["n_queries"] = len(ranks)
+    return pd.DataFrame(table, index=pd.Index(list(methods), name="method"))
+
+
+def best_scores(index: SearchIndex, queries) -> pd.DataFrame:
+    """Dense cosine of the best hit for each query: the scale on which ``answer`` judges relevance.
+
+    ``queries`` is a list of strings or a DataFrame with a ``query`` column (other
+    columns, e.g. ``kind``, are kept). Returns it with ``best_score`` and ``best_title``.
+    """
+    frame = queries.reset_index(drop=True).copy() if isinstance(queries, pd.DataFrame) else pd.DataFrame({"query": list(queries)})
+    if "query" not in frame.columns or frame.empty:
+        raise ValueError("queries must be a non-empty list of strings or a DataFrame with a 'query' column")
+    for q in frame["query"]:
+        _check_query(q, 1)
+    cosines = embed_texts(list(frame["query"]), index.model) @ index.embeddings.T
+    best = cosines.argmax(axis=1)
+    frame["best_score"] = cosines.max(axis=1).astype(float)
+    if "title" in index.records:
+        frame["best_title"] = index.records["title"].to_numpy()[best]
+    return frame
+
+
+# --------------------------------------------------------------------------- answers
+
+
+def format_sources(sources: pd.DataFrame, max_words: int = 150) -> str:
+    """Numbered sources for a prompt: ``[1] Title (year), p. 3: text``, each text cut to ``max_words``."""
+    lines = []
+    for number, row in zip(sources["number"], sources.itertuples(index=False)):
+        title, file = getattr(row, "title", None), getattr(row, "file", None)
+        where = title if isinstance(title, str) and title else file if isinstance(file, str) else "untitled"
+        year = getattr(row, "year", None)
+        if pd.notna(year):
+            where += f" ({year})"
+        page = getattr(row, "page", None)
+        if page is not None and pd.notna(page):
+            where += f", p. {int(page)}"
+        words = str(getattr(row, "text", "")).split()
+        text = " ".join(words[:max_words]) + (" [...]" if len(words) > max_words else "")
+        lines.append(f"[{number}] {where}: {text}")
+    return "\n\n".join(lines)
+
+
+def _print_sources(sources: pd.DataFrame) -> None:
+    for row in sources.itertuples(index=False):
+        title = getattr(row, "title", None)
+        title = title if isinstance(title, str) and title else "untitled"
+        bits = [f"[{row.number}]", title if len(title) <= 90 else title[:87] + "..."]
+        if pd.notna(getattr(row, "year", None)):
+            bits.append(f"({row.year})")
+        if isinstance(getattr(row, "doi", None), str):
+            bits.append(f"doi:{row.doi}")
+        if isinstance(getattr(row, "file", None), str):
+            bits.append(f"{row.file} p. {row.page}")
+        bits.append(f"cosine {row.dense_score:.2f}")
+        print("  " + " ".join(bits))
+
+
+def answer(index: SearchIndex, question: str, generator=None, k: int = 4, min_score: float = MIN_SCORE,
+           method: str = "hybrid", max_new_tokens: int = 200, system: str = prompts.RAG_SYSTEM,
+           user: str = prompts.RAG_USER, verbose: bool = True) -> dict:
+    """Answer ``question`` from the ``k`` best records of ``index``, citing them as [1], [2], ...
+
+    Hits whose dense cosine is below ``min_score`` are dropped; when none is
+    left, the model is not called and the answer says that nothing relevant was
+    found. Otherwise the numbered sources and the question go into the ``user``
+    template under the ``system`` prompt, and ``helpers.generation.generate``
+    writes the answer (greedy, cached). Prints the answer and the sources.
+    Returns ``{"question", "answer", "sources"`` (DataFrame with ``number`` and
+    the search columns), ``"relevant"`` (False when nothing passed the threshold)``}``.
+    """
+    hits = search(index, question, k=k, method=method)
+    sources = hits[hits["dense_score"] >= min_score].reset_index(drop=True)
+    sources.insert(0, "number", np.arange(1, len(sources) + 1))
+    if sources.empty:
+        best = hits["dense_score"].max() if len(hits) else float("nan")
+        text = NOTHING_FOUND.format(best=best, min_score=min_score)
+        relevant = False
+    else:
+        message = user.format(sources=format_sources(sources), question=question.strip())
+        chat = generation.make_messages(message, system)
+        text = generation.generate([chat], generator, max_new_tokens=max_new_tokens)[0]
+        relevant = True
+    if verbose:
+        print(f"Question: {question.strip()}\n\nAnswer: {text}")
+        if relevant:
+            print("\nSources:")
+            _print_sources(sources)
+    return {"question": question, "answer": text, "sources": sources, "relevant": relevant}

@@ -1,0 +1,315 @@
+"""Generation: theme parsing, batched greedy generation, the cache, constrained choices, the endpoint backend."""
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import numpy as np
+import pytest
+
+from helpers import generation
+from helpers.generation import (
+    chat_prompts, generate, label_clusters, make_messages, parse_themes, sample_titles, score_choices,
+    theme_candidates,
+)
+
+
+# --------------------------------------------------------------------------- parsing themes
+
+
+@pytest.mark.parametrize("answer, expected", [
+    ("1. Gender bias\n2. Research careers\n3. Mentoring", ["Gender bias", "Research careers", "Mentoring"]),
+    ("- citations\n- altmetrics\n* peer review\n• impact", ["citations", "altmetrics", "peer review", "impact"]),
+    ("Themes: open science; replication; data sharing", ["open science", "replication", "data sharing"]),
+    ("Here are the main themes:\n\n**Knowledge graphs**\n**Ontologies**\n**Linked data**",
+     ["Knowledge graphs", "Ontologies", "Linked data"]),
+    ("Theme 1: Collaboration\nTheme 2: Team science\nTheme 3: Co-authorship networks",
+     ["Collaboration", "Team science", "Co-authorship networks"]),
+    ("gender; career; gender; academia; Gender; career", ["gender", "career", "academia"]),
+    ("1) Citations: how papers cite each other\n2) Impact factor: journal metrics\n3) h-index",
+     ["Citations", "Impact factor", "h-index"]),
+])
+def test_parse_themes_tolerates_formats_and_duplicates(answer, expected):
+    assert parse_themes(answer) == expected
+
+
+def test_parse_themes_caps_at_max_and_rejects_too_few():
+    many = "a1 topic; b2 topic; c3 topic; d4 topic; e5 topic; f6 topic; g7 topic"
+    assert parse_themes(many) == ["a1 topic", "b2 topic", "c3 topic", "d4 topic", "e5 topic"]
+    assert len(theme_candidates(many)) == 7
+    assert parse_themes("Knowledge Graphs; Knowledge Graphs; Knowledge Graphs") is None  # one theme repeated
+    assert parse_themes("I am sorry, I cannot tell what these articles have in common because they differ a lot.") is None
+    assert parse_themes("") is None and parse_themes(None) is None
+
+
+def test_parse_themes_skips_prose_lines():
+    answer = ("These articles study many aspects of how science works in different countries and fields.\n"
+              "- mobility\n- migration\n- brain drain")
+    assert parse_themes(answer) == ["mobility", "migration", "brain drain"]
+
+
+def test_sample_titles_is_reproducible_and_bounded():
+    titles = [f"Title {i}" for i in range(40)] + ["", None, "Title 3"]
+    first, again = sample_titles(titles, 10, seed=1), sample_titles(titles, 10, seed=1)
+    assert first == again and len(first) == 10 and len(set(first)) == 10
+    assert sample_titles(titles, 10, seed=2) != first
+    assert sample_titles(["A", "B", "A"], 10) == ["A", "B"]
+
+
+def test_messages_and_chat_prompts(generator):
+    chat = make_messages("Name a colour.", system="Answer briefly.")
+    assert [m["role"] for m in chat] == ["system", "user"]
+    (text,) = chat_prompts([chat], generator.tokenizer)
+    assert "Name a colour." in text and "Answer briefly." in text
+    assert text.rstrip().endswith("assistant")  # ends where the assistant starts to speak
+    with pytest.raises(ValueError, match="list of chats"):
+        chat_prompts(chat, generator.tokenizer)  # one chat, not a list of chats
+    with pytest.raises(ValueError, match="empty"):
+        make_messages("  ")
+
+
+# --------------------------------------------------------------------------- batched generation and the cache
+
+
+def test_left_pad():
+    ids, mask, positions = generation._left_pad([[5, 6, 7], [8]], pad_id=0)
+    assert ids.tolist() == [[5, 6, 7], [0, 0, 8]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+    assert positions[1, -1].item() == 0 and positions[0, -1].item() == 2
+
+
+PROMPTS = ["Name two colours.", "What is the capital of Italy? Answer in one word.",
+           "Write one short sentence about citations in science.", "Count from one to five."]
+
+
+def test_batched_greedy_equals_one_by_one_and_left_pads(generator, monkeypatch):
+    calls = []
+    original = generator.model.generate
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["attention_mask"].clone())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(generator.model, "generate", spy)
+    chats = [make_messages(p) for p in PROMPTS]
+    batched = generate(chats, generator, max_new_tokens=12, batch_size=4, cache=False)
+    assert len(calls) == 1  # one generate call for the whole batch
+    mask = calls[0]
+    assert mask[:, -1].all() and not mask[:, 0].all()  # real tokens at the right: padding on the left
+    one_by_one = generate(chats, generator, max_new_tokens=12, batch_size=1, cache=False)
+    assert len(calls) == 1 + len(PROMPTS)
+    assert batched == one_by_one
+    assert all(isinstance(a, str) and a for a in batched)
+
+
+class _NoModel:
+    """Stands in for a generator whose model must not be used (a cache hit needs none)."""
+
+    def __init__(self, name):
+        self.scisci_info = {"name": name}
+        self.tokenizer = self
+        self.model = self
+
+    def __getattr__(self, attr):
+        raise AssertionError(f"the model was used ({attr}) although the answer should come from the cache")
+
+
+def test_cache_serves_repeats_and_recomputes_changes(generator, monkeypatch, tmp_path):
+    monkeypatch.setenv("SCISCI_CACHE", str(tmp_path))
+    chats = [make_messages("Name two colours.")]
+    first = generate(chats, generator, max_new_tokens=8)
+    assert len(list((tmp_path / "generations").glob("*.json"))) == 1
+    stand_in = _NoModel(generator.scisci_info["name"])
+    assert generate(chats, stand_in, max_new_tokens=8) == first  # served without the model
+    with pytest.raises(AssertionError, match="model was used"):
+        generate([make_messages("Name three colours.")], stand_in, max_new_tokens=8)  # changed prompt
+    with pytest.raises(AssertionError, match="model was used"):
+        generate(chats, stand_in, max_new_tokens=9)  # changed setting
+    with pytest.raises(AssertionError, match="model was used"):
+        generate(chats, _NoModel("another/model"), max_new_tokens=8)  # another model
+
+
+# --------------------------------------------------------------------------- constrained choice
+
+
+EASY = [
+    ("Is Paris in France? Answer TRUE or FALSE.", "TRUE"),
+    ("Is the sun cold? Answer TRUE or FALSE.", "FALSE"),
+]
+
+
+def test_score_choices_normalised_and_prefers_the_obvious_answer(generator):
+    chats = [make_messages(q) for q, _ in EASY]
+    scores = score_choices(chats, ["TRUE", "FALSE"], generator, cache=False)
+    assert list(scores.columns) == ["TRUE", "FALSE", "choice", "mass"]
+    assert np.allclose(scores[["TRUE", "FALSE"]].sum(axis=1), 1.0)
+    assert ((scores["mass"] > 0) & (scores["mass"] <= 1)).all()
+    assert scores["choice"].tolist() == [answer for _, answer in EASY]
+
+
+def test_score_choices_batched_equals_single_and_full_forward(generator):
+    import torch
+
+    chats = [make_messages(q) for q, _ in EASY] + [make_messages("Is water wet? Reply TRUE, FALSE or UNCLEAR.")]
+    choices = ["TRUE", "FALSE", "UNCLEAR"]  # choices of several tokens use the cached prompt
+    batched = score_choices(chats, choices, generator, batch_size=3, cache=False)
+    single = score_choices(chats, choices, generator, batch_size=1, cache=False)
+    assert np.allclose(batched[choices], single[choices], atol=1e-4)
+    # Reference: the log-probability of prompt + choice computed in one plain forward pass.
+    tok, model = generator.tokenizer, generator.model
+    prompt = chat_prompts(chats[:1], tok)[0]
+    prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    logps = []
+    for choice in choices:
+        choice_ids = tok(choice, add_special_tokens=False)["input_ids"]
+        with torch.inference_mode():
+            logits = model(torch.tensor([prompt_ids + choice_ids])).logits[0].float()
+        logp = torch.log_softmax(logits, -1)
+        logps.append(sum(logp[len(prompt_ids) - 1 + i, t].item() for i, t in enumerate(choice_ids)))
+    reference = np.exp(np.array(logps) - max(logps))
+    assert np.allclose(batched.loc[0, choices].to_numpy(dtype=float), reference / reference.sum(), atol=1e-4)
+
+
+def test_score_choices_rejects_bad_choices(generator):
+    with pytest.raises(ValueError, match="two distinct"):
+        score_choices([make_messages("x?")], ["TRUE"], generator)
+    with pytest.raises(ValueError, match="two distinct"):
+        score_choices([make_messages("x?")], ["TRUE", "TRUE"], generator)
+
+
+# --------------------------------------------------------------------------- the OpenAI-compatible backend
+
+
+class _FakeChatServer:
+    """An OpenAI-compatible /chat/completions on 127.0.0.1 that records requests and answers from a script."""
+
+    def __init__(self, reply):
+        self.requests, self.reply = [], reply
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+                status, payload = server.reply(body)
+                data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _completion(text):
+    return 200, {"choices": [{"message": {"role": "assistant", "content": text}}]}
+
+
+@pytest.fixture
+def endpoint_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("SCISCI_CACHE", str(tmp_path))
+    monkeypatch.setenv("SCISCI_LLM_MODEL", "fake/model-7b")
+    monkeypatch.setenv("SCISCI_LLM_API_KEY", "secret-token")
+
+    def use(url):
+        monkeypatch.setenv("SCISCI_LLM_BASE_URL", url)
+
+    return use
+
+
+def test_endpoint_returns_content_and_sends_model_and_token(endpoint_env, capsys):
+    reply = lambda body: _completion(f"echo: {body['messages'][-1]['content']}")
+    with _FakeChatServer(reply) as server:
+        endpoint_env(server.url)
+        answers = generate([make_messages("hello", system="be brief"), make_messages("bye")], max_new_tokens=20)
+        assert answers == ["echo: hello", "echo: bye"]
+        request = server.requests[0]
+        assert request["path"] == "/v1/chat/completions"
+        assert request["auth"] == "Bearer secret-token"
+        assert request["body"]["model"] == "fake/model-7b"
+        assert request["body"]["max_tokens"] == 20 and request["body"]["temperature"] == 0.0
+        assert request["body"]["messages"][0] == {"role": "system", "content": "be brief"}
+        assert "fake/model-7b" in capsys.readouterr().out  # says which backend answered
+        # A repeat comes from the cache: the server sees no new request.
+        assert generate([make_messages("hello", system="be brief")], max_new_tokens=20) == ["echo: hello"]
+        assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("reply, message", [
+    (lambda body: (500, {"error": "model overloaded"}), "HTTP 500"),
+    (lambda body: (200, "<html>not json</html>"), "not an OpenAI-style"),
+    (lambda body: (200, {"choices": []}), "not an OpenAI-style"),
+])
+def test_endpoint_errors_are_clear(endpoint_env, reply, message):
+    with _FakeChatServer(reply) as server:
+        endpoint_env(server.url)
+        with pytest.raises(RuntimeError, match=message):
+            generate([make_messages("hello")], cache=False)
+
+
+def test_endpoint_unreachable_and_missing_model(endpoint_env, monkeypatch):
+    endpoint_env("http://127.0.0.1:9/v1")  # nothing listens on the discard port
+    with pytest.raises(RuntimeError, match="cannot reach"):
+        generate([make_messages("hello")], cache=False)
+    monkeypatch.delenv("SCISCI_LLM_MODEL")
+    with pytest.raises(RuntimeError, match="SCISCI_LLM_MODEL"):
+        generate([make_messages("hello")], cache=False)
+
+
+def test_endpoint_score_choices_parses_the_generated_answer(endpoint_env):
+    answers = {"a": "TRUE, because it says so.", "b": "I think the answer is false.", "c": "Hard to say."}
+    with _FakeChatServer(lambda body: _completion(answers[body["messages"][-1]["content"]])) as server:
+        endpoint_env(server.url)
+        scores = score_choices([make_messages(k) for k in "abc"], ["TRUE", "FALSE", "UNCLEAR"], cache=False)
+    assert scores["choice"].tolist()[:2] == ["TRUE", "FALSE"]
+    assert scores["choice"].isna().iloc[2] and scores.loc[2, ["TRUE", "FALSE"]].isna().all()
+    assert scores.loc[0, "TRUE"] == 1.0
+
+
+# --------------------------------------------------------------------------- labelling clusters
+
+
+def test_label_clusters_marks_unparseable_and_skips_noise(endpoint_env):
+    def reply(body):
+        text = body["messages"][-1]["content"]
+        return _completion("gender; careers; mentoring" if "Women" in text else "Sorry, I cannot help with that.")
+
+    titles = {-1: ["Noise paper"], 0: ["Women in science", "Women deans", "Women and grants"],
+              1: ["Citation counts", "Impact factors", "h-index drift"]}
+    with _FakeChatServer(reply) as server:
+        endpoint_env(server.url)
+        table = label_clusters(titles, n_titles=2, seed=0)
+    assert table["cluster"].tolist() == [0, 1]  # noise left out
+    assert table.loc[0, "themes"] == ["gender", "careers", "mentoring"] and table.loc[0, "parsed"]
+    assert not table.loc[1, "parsed"] and table.loc[1, "themes"] is None
+    assert table.loc[1, "label"].startswith("UNPARSEABLE: Sorry")
+    assert (table["n_titles"] == 2).all()
+    # The worked examples precede the cluster's own titles in the chat.
+    chat = server.requests[0]["body"]["messages"]
+    assert chat[0]["role"] == "system" and [m["role"] for m in chat[1:3]] == ["user", "assistant"]
+
+
+def test_label_clusters_real_model_on_demo_corpus(generator, demo_corpus):
+    titles = demo_corpus.groupby("theme")["title"].apply(list).to_dict()
+    titles = {i: titles[k] for i, k in enumerate(sorted(titles))}
+    table = label_clusters(titles, generator, n_titles=6, seed=0)
+    assert len(table) == len(titles)
+    for row in table.itertuples():
+        assert row.answer  # the raw answer is always kept
+        if row.parsed:
+            assert 3 <= len(row.themes) <= 5 and row.label == "; ".join(row.themes)
+        else:
+            assert row.themes is None and row.label.startswith("UNPARSEABLE")

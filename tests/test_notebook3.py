@@ -1,0 +1,77 @@
+"""Runs 3_labeling_retrieval.ipynb headless on the real corpus and PDFs and checks what it produced.
+
+Notebook 3 runs here without notebook 2's file (a fresh outputs folder), so it
+also exercises the recomputation of the clusters.
+"""
+import json
+
+import pandas as pd
+import pytest
+
+from helpers.cache import REPO_ROOT
+from helpers.data import ARTICLES_WITHOUT_CHECKSUM, course_checksums
+from helpers.extraction import ANSWERS, UNPARSEABLE
+
+NOTEBOOK = REPO_ROOT / "3_labeling_retrieval.ipynb"
+
+
+@pytest.fixture(scope="module")
+def produced(data_dir, tmp_path_factory):
+    from helpers.run_notebooks import execute_notebook
+
+    outputs = tmp_path_factory.mktemp("outputs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SCISCI_OUTPUTS", str(outputs))
+        notebook = execute_notebook(NOTEBOOK, timeout=900)
+    return outputs, notebook
+
+
+def _printed(notebook) -> str:
+    return "\n".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_it_says_it_recomputed_the_clusters_and_which_model_ran(produced):
+    _, notebook = produced
+    printed = _printed(notebook)
+    assert "recomputing its clusters" in printed
+    assert "Model: HuggingFaceTB/SmolLM2-135M-Instruct" in printed
+
+
+def test_every_cluster_got_a_label_or_an_explicit_parse_failure(produced):
+    outputs, _ = produced
+    labels = pd.read_csv(outputs / "cluster_labels.csv")
+    assert len(labels) >= 5 and labels["cluster"].is_unique and (labels["cluster"] >= 0).all()
+    for row in labels.itertuples():
+        assert isinstance(row.llm_label, str) and row.llm_label.strip()
+        assert row.parsed == (not row.llm_label.startswith("UNPARSEABLE"))
+        if row.parsed:
+            assert 3 <= len(row.llm_label.split("; ")) <= 5
+    assert labels["keyword_label"].notna().all()
+
+
+def test_one_row_per_pdf_and_question_including_unreadable_ones(produced):
+    outputs, _ = produced
+    results = pd.read_csv(outputs / "pdf_extraction.csv")
+    n_files = sum(name.endswith(".pdf") for name in course_checksums()) + len(ARTICLES_WITHOUT_CHECKSUM)
+    assert len(results) == 2 * n_files
+    assert results.groupby("question")["file"].nunique().tolist() == [n_files, n_files]
+    unreadable = results[results["status"] == "unreadable"]
+    assert set(unreadable["file"]) == set(ARTICLES_WITHOUT_CHECKSUM)
+    assert unreadable["reason"].str.contains("not found").all()
+    readable = results[results["status"] == "ok"]
+    assert readable["answer"].isin(ANSWERS + [UNPARSEABLE]).all()
+    assert readable["evidence_score"].between(-1, 1).all()
+    assert readable["verified"].mean() > 0.9  # the quotes are taken from the article, so nearly all verify
+
+
+def test_search_finds_a_relevant_record_and_answers_cite_or_refuse(produced):
+    outputs, _ = produced
+    hits = pd.read_csv(outputs / "search_results.csv")
+    assert len(hits) == 5
+    top = (hits["title"].fillna("") + " " + hits["text"].fillna("")).str.lower()
+    assert top.iloc[0].count("gender") + top.iloc[0].count("women") >= 1
+    on_topic, off_topic = json.loads((outputs / "rag_answers.json").read_text())
+    assert on_topic["relevant"] and on_topic["answer"].strip() and len(on_topic["sources"]) >= 1
+    assert [s["number"] for s in on_topic["sources"]] == list(range(1, len(on_topic["sources"]) + 1))
+    assert not off_topic["relevant"] and off_topic["sources"] == []
+    assert "Nothing relevant found" in off_topic["answer"]
