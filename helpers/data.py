@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import shutil
 import urllib.error
 import urllib.request
@@ -155,6 +156,16 @@ def fetch_articles(include_missing: bool = False) -> list[Path]:
     if problems:
         print(f"{len(problems)} not available:\n" + "\n".join(problems))
     return paths
+
+
+def doi_from_filename(name: str) -> str | None:
+    """The DOI in a course PDF's file name, or None: ``paper_10.1007_s11192-021-04069-9.pdf`` -> ``10.1007/s11192-021-04069-9``.
+
+    Only the ``_`` right after the DOI prefix (``10.NNNN``) stands for ``/``;
+    underscores later in the name are part of the DOI (``10.1007/978-3-031-22028-9_22``).
+    """
+    match = re.fullmatch(r"(?:paper_)?(10\.\d{4,9})_(.+?)(?:\.pdf)?", str(name).split("/")[-1], flags=re.IGNORECASE)
+    return f"{match.group(1)}/{match.group(2)}" if match else None
 
 
 def read_csv_robustly(path: str | Path) -> pd.DataFrame:

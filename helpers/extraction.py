@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from helpers import prompts
+from helpers.data import doi_from_filename
 from helpers.embeddings import embed_texts
 from helpers.models import DEFAULT_EMBEDDER
 from helpers.pdfs import find_quote, read_articles, split_passages, truncate_words
@@ -276,13 +277,6 @@ def ask_articles(articles, question: str, definition: str | None = None, generat
 # --------------------------------------------------------------------------- baselines, labels, evaluation
 
 
-def doi_from_filename(file: str) -> str:
-    """The DOI in a course PDF's name: ``paper_10.1007_s11192-021-04069-9.pdf`` -> ``10.1007/s11192-021-04069-9``."""
-    stem = Path(file).stem
-    stem = stem[len("paper_"):] if stem.startswith("paper_") else stem
-    return stem.replace("_", "/", 1).lower()
-
-
 def _mentions(keywords, terms) -> bool:
     keywords = keywords if isinstance(keywords, list) else []
     return any(term in kw for kw in keywords for term in terms)
@@ -305,7 +299,7 @@ def keyword_baseline(corpus: pd.DataFrame, terms_by_concept: dict | None = None,
     with_keywords = corpus[corpus["keywords"].apply(lambda k: isinstance(k, list) and len(k) > 0)]
     articles = None
     if files is not None:
-        dois = {doi_from_filename(f) for f in files}
+        dois = {(doi_from_filename(f) or "").lower() for f in files}
         articles = with_keywords[with_keywords["doi"].fillna("").str.lower().isin(dois)]
     rows = []
     for concept, terms in terms_by_concept.items():

@@ -35,6 +35,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer
 
 from helpers import generation, prompts
+from helpers.data import doi_from_filename
 from helpers.embeddings import check_texts, embed_texts
 from helpers.models import DEFAULT_EMBEDDER
 
@@ -162,16 +163,6 @@ def build_index(records: pd.DataFrame, text_column: str = "text", embeddings: np
                          "divide each row by its norm first")
     term_weights, vocabulary = bm25_weights(texts)
     return SearchIndex(records, np.ascontiguousarray(embeddings), term_weights, vocabulary, model, text_column)
-
-
-def doi_from_filename(name: str) -> str | None:
-    """The DOI in a course PDF's file name, or None: ``paper_10.1007_s11192-021-04069-9.pdf`` -> ``10.1007/s11192-021-04069-9``.
-
-    Only the ``_`` right after the DOI prefix (``10.NNNN``) stands for ``/``;
-    underscores later in the name are part of the DOI (``10.1007/978-3-031-22028-9_22``).
-    """
-    match = re.fullmatch(r"(?:paper_)?(10\.\d{4,9})_(.+?)(?:\.pdf)?", str(name).split("/")[-1], flags=re.IGNORECASE)
-    return f"{match.group(1)}/{match.group(2)}" if match else None
 
 
 def label_passages(passages: pd.DataFrame, corpus: pd.DataFrame) -> pd.DataFrame:

@@ -183,3 +183,9 @@ def test_fetch_articles_reports_missing_files_by_name(data_dir, monkeypatch, cap
     with_missing = data.fetch_articles(include_missing=True)
     assert len(with_missing) == 30
     assert {p.name for p in with_missing if not p.is_file()} == set(data.ARTICLES_WITHOUT_CHECKSUM)
+
+
+def test_doi_from_filename():
+    assert data.doi_from_filename("paper_10.1007_s11192-021-04069-9.pdf") == "10.1007/s11192-021-04069-9"
+    assert data.doi_from_filename("paper_10.1007_978-3-031-22028-9_22.pdf") == "10.1007/978-3-031-22028-9_22"
+    assert data.doi_from_filename("notes.pdf") is None

@@ -4,7 +4,7 @@ import pytest
 
 from helpers import generation, retrieval
 from helpers.retrieval import (
-    METHODS, answer, best_scores, bm25_weights, build_index, combine_indexes, doi_from_filename,
+    METHODS, answer, best_scores, bm25_weights, build_index, combine_indexes,
     label_passages, load_queries, recall_at_k, search, target_ranks, tokenize,
 )
 
@@ -230,12 +230,6 @@ def test_combine_indexes_reuses_embeddings_and_labels_sources(toy_records, toy_i
     hits = search(both, "LDA", k=5, method="lexical")
     assert hits["record"].tolist() == [0, 4] and hits["source"].tolist() == ["abstract", "passage"]
     assert hits["file"].isna().iloc[0] and hits["file"].iloc[1] == "x.pdf"
-
-
-def test_doi_from_filename():
-    assert doi_from_filename("paper_10.1007_s11192-021-04069-9.pdf") == "10.1007/s11192-021-04069-9"
-    assert doi_from_filename("paper_10.1007_978-3-031-22028-9_22.pdf") == "10.1007/978-3-031-22028-9_22"
-    assert doi_from_filename("notes.pdf") is None
 
 
 def test_every_course_pdf_maps_to_a_corpus_record(course_corpus, data_dir):
