@@ -173,8 +173,9 @@ def ctfidf_terms(texts, labels, top_n: int = 5) -> pd.DataFrame:
 
     texts = ["" if t is None or (not isinstance(t, str) and pd.isna(t)) else str(t) for t in texts]
     labels = _check_lengths(len(texts), labels, what="texts")
-    classes = np.unique(labels)
-    joined = [" ".join(t for t, lab in zip(texts, labels) if lab == c) for c in classes]
+    # one pass over the texts (a loop per cluster would grow with records x clusters)
+    by_class = pd.Series(texts).groupby(labels).agg(" ".join)
+    classes, joined = by_class.index.to_numpy(), by_class.tolist()
     vectorizer = CountVectorizer(stop_words="english")
     try:
         counts = vectorizer.fit_transform(joined).toarray().astype(float)
