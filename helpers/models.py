@@ -126,8 +126,8 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, device: str | None = None, backe
 
     ``backend="onnx-int8"`` (CPU only) runs the transformer through ONNX Runtime
     with int8 weights per output channel, exported once to the model cache.
-    It is opt-in: on an AVX2-only CPU it is only ~1.2-1.5x faster and its vectors
-    agree with fp32 at cosine ~0.99, not always above (figures: bench/RESULTS.md).
+    It is opt-in: on an AVX2-only CPU it is only ~1.2-1.4x faster and its vectors
+    agree with fp32 at cosine ~0.99 (mean), not always above (figures: bench/RESULTS.md).
     """
     from sentence_transformers import SentenceTransformer
 
@@ -175,6 +175,7 @@ def _onnx_int8_transformer(transformer, name: str):
         ids = torch.ones(2, 8, dtype=torch.long)
         inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
         axes = {k: {0: "batch", 1: "tokens"} for k in [*inputs, "last_hidden_state"]}
+
         class ByPosition(torch.nn.Module):  # the TorchScript exporter passes inputs by position
             def __init__(self):
                 super().__init__()
