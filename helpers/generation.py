@@ -144,10 +144,20 @@ def _cache_put(key: str, record: dict) -> None:
 # --------------------------------------------------------------------------- generation
 
 
-def _batches(lengths: list[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length (longest first), to cut padding."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+def _batches(lengths: list[int], batch_size: int, min_fill: float = 0.8) -> list[list[int]]:
+    """Indices grouped into batches of similar length (longest first), to cut padding.
+
+    A batch closes at ``batch_size`` items or when the next item is shorter than
+    ``min_fill`` times the batch's longest: one long outlier would otherwise make
+    every row of its batch pay for its length (padding is computed, then masked).
+    """
+    batches = []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        if batches and len(batches[-1]) < batch_size and lengths[i] >= min_fill * lengths[batches[-1][0]]:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def _left_pad(rows: list[list[int]], pad_id: int):
@@ -165,7 +175,8 @@ def _left_pad(rows: list[list[int]], pad_id: int):
 
 
 def _generate_local(prompts_text: list[str], pipe, max_new_tokens: int, batch_size: int,
-                    do_sample: bool, temperature: float | None, seed: int) -> list[str]:
+                    do_sample: bool, temperature: float | None, seed: int,
+                    repetition_penalty: float | None = None) -> list[str]:
     import torch
     from transformers import GenerationConfig
 
@@ -182,6 +193,7 @@ def _generate_local(prompts_text: list[str], pipe, max_new_tokens: int, batch_si
     config = GenerationConfig(
         max_new_tokens=max_new_tokens, do_sample=do_sample,
         temperature=temperature if do_sample else None, top_p=None, top_k=None,
+        repetition_penalty=repetition_penalty,
         pad_token_id=pad_id, eos_token_id=model.generation_config.eos_token_id,
         bos_token_id=model.generation_config.bos_token_id,
     )
@@ -230,12 +242,15 @@ def _post_chat(endpoint: dict, chat: list[dict], max_new_tokens: int, temperatur
 
 def generate(messages_list, generator=None, max_new_tokens: int = 128, batch_size: int = 8,
              do_sample: bool = False, temperature: float | None = None, seed: int = 0,
-             cache: bool = True) -> list[str]:
+             repetition_penalty: float | None = None, cache: bool = True) -> list[str]:
     """The model's answer (str) to each chat, in the order given.
 
     ``messages_list`` is a list of chats (each from ``make_messages``; a plain
     string counts as one user message). Greedy decoding by default; with
-    ``do_sample=True`` sampling at ``temperature`` from ``seed``. Locally the
+    ``do_sample=True`` sampling at ``temperature`` from ``seed``.
+    ``repetition_penalty`` (e.g. 1.3; local models only) divides the scores of
+    tokens already in the chat, which stops small models from repeating one
+    phrase until ``max_new_tokens``; decoding stays deterministic. Locally the
     chats go to the model in batches of ``batch_size`` (left padding, similar
     lengths together), one ``generate`` call per batch. Answers are cached on
     disk by model, chat and settings; ``cache=False`` recomputes and stores nothing.
@@ -249,6 +264,8 @@ def generate(messages_list, generator=None, max_new_tokens: int = 128, batch_siz
     name = _backend_name(generator)
     settings = {"max_new_tokens": int(max_new_tokens), "do_sample": bool(do_sample),
                 "temperature": temperature if do_sample else None, "seed": seed if do_sample else None}
+    if repetition_penalty is not None:
+        settings["repetition_penalty"] = float(repetition_penalty)
     keys = [content_hash(name, chat, settings) for chat in chats]
     outputs = [_cache_get(k) if cache else None for k in keys]
     todo = [i for i, out in enumerate(outputs) if out is None]
@@ -259,7 +276,8 @@ def generate(messages_list, generator=None, max_new_tokens: int = 128, batch_siz
             new = [_post_chat(generator, chats[i], max_new_tokens, temperature if do_sample else 0.0) for i in todo]
         else:
             texts = chat_prompts([chats[i] for i in todo], generator.tokenizer)
-            new = _generate_local(texts, generator, max_new_tokens, batch_size, do_sample, temperature, seed)
+            new = _generate_local(texts, generator, max_new_tokens, batch_size, do_sample, temperature, seed,
+                                  repetition_penalty)
         for i, text in zip(todo, new):
             outputs[i] = text
             if cache:
@@ -427,13 +445,25 @@ def parse_themes(text: str, min_n: int = 3, max_n: int = 5) -> list[str] | None:
     return themes[:max_n] if len(themes) >= min_n else None
 
 
-def sample_titles(titles, n_titles: int = 10, seed: int = 0) -> list[str]:
-    """Up to ``n_titles`` distinct, non-empty titles drawn at random (reproducible with ``seed``)."""
+def _short_title(title: str, max_words: int) -> str:
+    # Scopus appends translations of non-English titles in square brackets: "...; [Науковедение ...]".
+    title = re.sub(r"\s*;?\s*\[[^\]]*\]", "", title).strip() or title.strip()
+    words = title.split()
+    return " ".join(words[:max_words]) + " ..." if len(words) > max_words else title
+
+
+def sample_titles(titles, n_titles: int = 10, seed: int = 0, max_words: int = 20) -> list[str]:
+    """Up to ``n_titles`` distinct, non-empty titles drawn at random (reproducible with ``seed``).
+
+    Bracketed translations that Scopus appends to titles are dropped, and titles
+    are cut to ``max_words`` words: long prompts cost time and push the model
+    towards copying titles.
+    """
     titles = list(dict.fromkeys(t.strip() for t in titles if isinstance(t, str) and t.strip()))
-    if len(titles) <= n_titles:
-        return titles
-    picks = np.random.default_rng(seed).choice(len(titles), size=n_titles, replace=False)
-    return [titles[i] for i in sorted(picks)]
+    if len(titles) > n_titles:
+        picks = np.random.default_rng(seed).choice(len(titles), size=n_titles, replace=False)
+        titles = [titles[i] for i in sorted(picks)]
+    return [_short_title(t, max_words) for t in titles]
 
 
 def cluster_label_messages(titles: list[str], system: str = prompts.CLUSTER_LABEL_SYSTEM,
@@ -456,7 +486,8 @@ def cluster_label_messages(titles: list[str], system: str = prompts.CLUSTER_LABE
 def label_clusters(titles_by_cluster: dict, generator=None, n_titles: int = 10, seed: int = 0,
                    system: str = prompts.CLUSTER_LABEL_SYSTEM, user: str = prompts.CLUSTER_LABEL_USER,
                    examples=prompts.CLUSTER_LABEL_EXAMPLES, max_new_tokens: int = 32,
-                   batch_size: int = 8, min_n: int = 3, max_n: int = 5, cache: bool = True) -> pd.DataFrame:
+                   repetition_penalty: float | None = 1.2, batch_size: int = 8, min_n: int = 3, max_n: int = 5,
+                   cache: bool = True) -> pd.DataFrame:
     """Label each cluster with 3-5 short themes written by an instruct model.
 
     ``titles_by_cluster`` maps a cluster id to its titles, e.g.
@@ -465,7 +496,10 @@ def label_clusters(titles_by_cluster: dict, generator=None, n_titles: int = 10, 
     with ``seed``, put into the ``user`` template (slot ``{titles}``, one title
     per line) after the ``system`` prompt and the worked ``examples`` (pass
     ``examples=[]`` for none), and all clusters are generated greedily in batches
-    (``max_new_tokens`` caps an answer: 5 themes of 3 words fit in 32).
+    (``max_new_tokens`` caps an answer: 5 themes of 3 words fit in 32). The mild
+    ``repetition_penalty`` keeps SmolLM2-135M from answering "ethics; ethics;
+    ethics; ..." (without it, 5 of the course's 16 clusters came back unparseable;
+    1.5 is too strong and breaks the format); pass None for plain greedy decoding.
     Returns one row per cluster: ``cluster``, ``n_titles``, ``prompt`` (the last
     user message), ``answer`` (raw), ``themes`` (list, or None), ``n_themes`` (how
     many the answer contained), ``parsed`` (True when ``min_n``-``max_n`` themes
@@ -483,7 +517,8 @@ def label_clusters(titles_by_cluster: dict, generator=None, n_titles: int = 10, 
         raise ValueError(f"cluster(s) {empty} have no non-empty title")
     chats = [cluster_label_messages(sampled[c], system, user, examples) for c in clusters]
     user_texts = {c: chat[-1]["content"] for c, chat in zip(clusters, chats)}
-    answers = generate(chats, generator, max_new_tokens=max_new_tokens, batch_size=batch_size, cache=cache)
+    answers = generate(chats, generator, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                       repetition_penalty=repetition_penalty, cache=cache)
     rows = []
     for c, answer in zip(clusters, answers):
         found = theme_candidates(answer)

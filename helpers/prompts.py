@@ -70,32 +70,22 @@ EXTRACTION_ANSWERS = ["TRUE", "FALSE", "UNCLEAR"]
 
 EXTRACTION_SYSTEM = (
     "You are a careful research assistant who reads scientific articles. "
-    "You answer a yes/no question about an article using only the passages given. "
-    "Answer TRUE if the passages show it, FALSE if they show it is not the case or "
-    "say nothing about it, UNCLEAR if they are ambiguous."
+    "You answer a yes/no question about an article using only the evidence given. "
+    "Answer TRUE if the evidence shows it, FALSE if it shows it is not the case or "
+    "says nothing about it, UNCLEAR if it is ambiguous."
 )
 
+# {passages}: the article's sentences most similar to the definition, with their pages.
 EXTRACTION_USER = (
     "Definition: {definition}\n\n"
-    "Passages from the article {file}:\n{passages}\n\n"
+    "Evidence from the article {file}:\n{passages}\n\n"
     "Question: {question}\n"
     "Answer with one word: TRUE, FALSE or UNCLEAR."
 )
 
-# The start of the assistant's reply after which each answer is scored.
-EXTRACTION_ANSWER_PREFIX = "Answer: "
-
 EVIDENCE_SYSTEM = (
-    "You are a careful research assistant. You pick the sentence that best answers "
-    "a question about a scientific article."
-)
-
-EVIDENCE_USER = (
-    "Question: {question}\n"
-    "Definition: {definition}\n\n"
-    "Numbered sentences from the article:\n{sentences}\n\n"
-    "Which sentence is the best evidence for answering the question? "
-    "Answer with its number only."
+    "You are a careful research assistant. You quote scientific articles exactly, "
+    "word for word, and never invent text."
 )
 
 # An OpenAI-compatible endpoint can write a quote itself; it must copy it verbatim,
@@ -103,8 +93,8 @@ EVIDENCE_USER = (
 EVIDENCE_QUOTE_USER = (
     "Question: {question}\n"
     "Definition: {definition}\n\n"
-    "Passages from the article {file}:\n{passages}\n\n"
-    "Copy, word for word, the one sentence from the passages that best answers the "
+    "Evidence from the article {file}:\n{passages}\n\n"
+    "Copy, word for word, the one sentence from the evidence that best answers the "
     "question. Write only that sentence."
 )
 

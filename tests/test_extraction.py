@@ -180,7 +180,7 @@ def test_evaluate_extraction_computes_accuracies():
     table = evaluate_extraction(results, labels, prior).set_index("question")
     row = table.loc["bibliometric"]
     assert row["n"] == 6 and row["n_true"] == 3
-    assert row["model_accuracy"] == pytest.approx(4 / 6)
+    assert row["model_accuracy"] == pytest.approx(3 / 6)  # rows 1, 5 and 6 are right
     assert row["evidence_auc"] == 1.0 and row["evidence_accuracy"] == 1.0 and row["combined_accuracy"] == 1.0
     assert row["always_false_accuracy"] == 0.5
     assert table.loc["all", "n"] == 6

@@ -105,7 +105,7 @@ class _NoModel:
     """Stands in for a generator whose model must not be used (a cache hit needs none)."""
 
     def __init__(self, name):
-        self.scisci_info = {"name": name}
+        self.scisci_info = {"name": name, "device": "cpu"}
         self.tokenizer = self
         self.model = self
 
@@ -131,25 +131,31 @@ def test_cache_serves_repeats_and_recomputes_changes(generator, monkeypatch, tmp
 # --------------------------------------------------------------------------- constrained choice
 
 
+# Questions the packaged 135M model gets right (checked by hand). It does NOT reliably
+# answer yes/no questions: "Is Paris in France? Answer TRUE or FALSE." gets FALSE,
+# which is why the extraction pipeline does not rely on its judgement alone.
 EASY = [
-    ("Is Paris in France? Answer TRUE or FALSE.", "TRUE"),
-    ("Is the sun cold? Answer TRUE or FALSE.", "FALSE"),
+    ("What is the capital of France? Answer with one word.", ["Berlin", "Paris"], "Paris"),
+    ("What is the capital of France? Answer with one word.", ["Paris", "Berlin"], "Paris"),
+    ("What is the opposite of hot? Answer with one word.", ["Tall", "Cold"], "Cold"),
 ]
 
 
 def test_score_choices_normalised_and_prefers_the_obvious_answer(generator):
-    chats = [make_messages(q) for q, _ in EASY]
-    scores = score_choices(chats, ["TRUE", "FALSE"], generator, cache=False)
-    assert list(scores.columns) == ["TRUE", "FALSE", "choice", "mass"]
-    assert np.allclose(scores[["TRUE", "FALSE"]].sum(axis=1), 1.0)
-    assert ((scores["mass"] > 0) & (scores["mass"] <= 1)).all()
-    assert scores["choice"].tolist() == [answer for _, answer in EASY]
+    for question, choices, expected in EASY:
+        scores = score_choices([make_messages(question)], choices, generator, cache=False)
+        assert list(scores.columns) == choices + ["choice", "mass"]
+        assert np.isclose(scores[choices].sum(axis=1).iloc[0], 1.0)
+        assert 0 < scores["mass"].iloc[0] <= 1
+        assert scores["choice"].iloc[0] == expected
+        assert scores[expected].iloc[0] > 0.9
 
 
 def test_score_choices_batched_equals_single_and_full_forward(generator):
     import torch
 
-    chats = [make_messages(q) for q, _ in EASY] + [make_messages("Is water wet? Reply TRUE, FALSE or UNCLEAR.")]
+    chats = [make_messages(q) for q in ("Is Paris in France? Answer TRUE or FALSE.", "Is the sun cold?",
+                                        "Is water wet? Reply TRUE, FALSE or UNCLEAR.")]
     choices = ["TRUE", "FALSE", "UNCLEAR"]  # choices of several tokens use the cached prompt
     batched = score_choices(chats, choices, generator, batch_size=3, cache=False)
     single = score_choices(chats, choices, generator, batch_size=1, cache=False)
