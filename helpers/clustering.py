@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.cache import cache_dir, content_hash
+from helpers.data import parse_keywords
 
 NOISE = -1
 NOISE_COLOUR = "#b0b0b0"
@@ -50,15 +51,6 @@ def _check_lengths(n_rows: int, labels, what: str = "df", other: str = "labels")
     if len(labels) != n_rows:
         raise ValueError(f"{what} has {n_rows} rows but {other} has {len(labels)}; they must match")
     return labels.astype(int)
-
-
-def _as_keyword_list(value) -> list[str]:
-    """A cell of the ``keywords`` column as a list (lists pass; ``;``-strings are split; missing -> [])."""
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [str(k).strip().lower() for k in value if str(k).strip()]
-    if value is None or pd.isna(value):
-        return []
-    return [k.strip().lower() for k in str(value).split(";") if k.strip()]
 
 
 # --------------------------------------------------------------------------- reduce and cluster
@@ -208,7 +200,7 @@ def keyword_labels(df: pd.DataFrame, labels, top_n: int = 5, min_count: int = 3)
     Returns a long frame: cluster, rank, keyword, n_records, pmi, score, source.
     """
     labels = _check_lengths(len(df), labels)
-    keyword_lists = [_as_keyword_list(v) for v in df["keywords"]] if "keywords" in df else [[] for _ in labels]
+    keyword_lists = [parse_keywords(v) for v in df["keywords"]] if "keywords" in df else [[] for _ in labels]
     has_kw = np.array([len(k) > 0 for k in keyword_lists])
     n_total = int(has_kw.sum())
     overall = Counter(kw for kws in keyword_lists for kw in set(kws))
@@ -392,7 +384,7 @@ def export_frame(df: pd.DataFrame, labels, coords2d) -> pd.DataFrame:
         raise ValueError(f"coords2d must have shape ({len(df)}, 2), got {coords.shape}")
     out = df.copy()
     if "keywords" in out:
-        out["keywords"] = ["; ".join(_as_keyword_list(v)) for v in out["keywords"]]
+        out["keywords"] = ["; ".join(parse_keywords(v)) for v in out["keywords"]]
     out["cluster"] = labels
     out["x"] = coords[:, 0]
     out["y"] = coords[:, 1]

@@ -203,7 +203,10 @@ def read_csv_robustly(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def _parse_keywords(value) -> list[str]:
+def parse_keywords(value) -> list[str]:
+    """Keywords as a list of lower-case strings: ``"A; B"`` or a list -> ``["a", "b"]``; missing -> ``[]``."""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "ndarray":
+        return [str(k).strip().lower() for k in value if str(k).strip()]
     if not isinstance(value, str):
         return []
     return [k.strip().lower() for k in value.split(";") if k.strip()]
@@ -226,7 +229,7 @@ def normalise_corpus(frame: pd.DataFrame, source: str = "the corpus") -> pd.Data
             out[column] = pd.NA
     out["title"] = out["title"].fillna("").astype(str).str.strip()
     out["abstract"] = out["abstract"].fillna("").astype(str).str.strip()
-    out["keywords"] = out["keywords"].map(_parse_keywords)
+    out["keywords"] = out["keywords"].map(parse_keywords)
     out["year"] = pd.to_numeric(out["year"], errors="coerce").astype("Int64")
     # Scopus leaves "Cited by" blank when a record has no citations.
     out["citations"] = pd.to_numeric(out["citations"], errors="coerce").fillna(0).astype("int64")
