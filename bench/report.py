@@ -161,9 +161,11 @@ def write_results(stored: dict) -> None:
         v = st["variants"]
         base = v.get("baseline", {})
         lines += [f"## Search ({base.get('n', '?')} records: all abstracts + all PDF passages; {base.get('n_queries', '?')} course queries x 3)", "",
-                  _when(st) + " A query's time includes embedding it.", ""]
+                  _when(st) + " A new query's time includes embedding it (ours forgets remembered query "
+                  "vectors before each); \"asked again\" repeats the same query at once.", ""]
         cols = [("settings", lambda r: r.get("settings", "")), ("median ms", lambda r: _f(r.get("median_ms"), 2)),
                 ("p90 ms", lambda r: _f(r.get("p90_ms"), 2)),
+                ("median ms, asked again", lambda r: _f(r.get("repeat_median_ms"), 2)),
                 ("median ms without embedding the query", lambda r: _f(r.get("index_median_ms"), 2)),
                 ("query embedding ms (median)", lambda r: _f(r.get("query_embedding_median_ms"), 2)),
                 ("ratio", lambda r: _ratio(base.get("median_ms"), r.get("median_ms"))),
@@ -172,7 +174,9 @@ def write_results(stored: dict) -> None:
         ours = v.get("ours:hybrid", {})
         if "median_ms" in ours:
             targets.append(("Search median query < 5 ms (hybrid, abstracts + passages)",
-                            f"{ours['median_ms']:.2f} ms with the query's embedding, {ours['index_median_ms']:.2f} ms without",
+                            f"{ours['median_ms']:.2f} ms for a new query (its embedding included), "
+                            f"{ours.get('repeat_median_ms', float('nan')):.2f} ms asked again, "
+                            f"{ours['index_median_ms']:.2f} ms in the index",
                             ours["median_ms"] < 5))
 
     if "load" in stages:

@@ -15,6 +15,7 @@ import os
 import socket
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -117,25 +118,28 @@ def _unreachable(name: str, offline_choice: str) -> RuntimeError:
     )
 
 
-EMBEDDER_BACKENDS = ("torch", "onnx-int8")
+EMBEDDER_BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 @functools.lru_cache(maxsize=4)
 def load_embedder(name: str = DEFAULT_EMBEDDER, device: str | None = None, backend: str = "torch"):
     """A sentence-transformers model (fp16 on GPU); the packaged copy when installed.
 
-    ``backend="onnx-int8"`` (CPU only) runs the transformer through ONNX Runtime
-    with int8 weights per output channel, exported once to the model cache.
-    It is opt-in: on an AVX2-only CPU it is only ~1.2-1.4x faster and its vectors
-    agree with fp32 at cosine ~0.99 (mean), not always above (figures: bench/RESULTS.md).
+    CPU-only alternatives run the transformer through ONNX Runtime, exported once
+    to the model cache: ``backend="onnx"`` keeps fp32 weights (the same vectors to
+    ~1e-6; about 3x faster than PyTorch for one short text such as a search
+    query, no faster for long documents), ``backend="onnx-int8"`` quantises them
+    per output channel. int8 is opt-in: on an AVX2-only CPU it is only ~1.2-1.4x
+    faster and its vectors agree with fp32 at cosine ~0.99 on average, not on
+    every record (figures: bench/RESULTS.md).
     """
     from sentence_transformers import SentenceTransformer
 
     if backend not in EMBEDDER_BACKENDS:
         raise ValueError(f"unknown embedder backend {backend!r}: use one of {EMBEDDER_BACKENDS}")
     device = device or get_device()
-    if backend == "onnx-int8" and device != "cpu":
-        raise ValueError(f'backend="onnx-int8" runs on the CPU only; on {device!r} use backend="torch" (fp16)')
+    if backend != "torch" and device != "cpu":
+        raise ValueError(f'backend={backend!r} runs on the CPU only; on {device!r} use backend="torch" (fp16)')
     local = packaged_path(name)
     if local is None and not hub_online():
         raise _unreachable(name, DEFAULT_EMBEDDER)
@@ -145,56 +149,95 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, device: str | None = None, backe
         model = model.half()
     model.scisci_name = name
     dtype = next(model.parameters()).dtype
-    if backend == "onnx-int8":
-        model[0].model = _onnx_int8_transformer(model[0].model, name)
-        model.scisci_name, dtype = f"{name}@{backend}", "int8 (ONNX Runtime)"
+    if backend != "torch":
+        model[0].model = _onnx_transformer(model[0].model, name, int8=backend == "onnx-int8")
+        model.scisci_name = f"{name}@{backend}"
+        dtype = "int8 (ONNX Runtime)" if backend == "onnx-int8" else "float32 (ONNX Runtime)"
     _describe(name, f"packaged copy ({local})" if local else "Hugging Face hub", device, dtype)
     return model
 
 
-def _onnx_int8_transformer(transformer, name: str):
-    """``transformer`` (a BERT-like ``AutoModel``) as an ONNX Runtime int8 module with the same call and output.
+@functools.lru_cache(maxsize=4)
+def load_query_embedder(model=DEFAULT_EMBEDDER):
+    """The embedder for short texts (search queries) that gives ``model``'s vectors fastest.
 
-    Exported with the TorchScript ONNX exporter and quantised dynamically
-    (int8 weights per output channel) once; the file is kept in the model cache.
+    On a CPU: the same model through ONNX Runtime fp32 (``backend="onnx"``), since
+    one short text through PyTorch spends most of its ~15 ms on per-layer
+    overheads. ``model`` is a name or a model from ``load_embedder``; any other
+    model object (and any model on a GPU) is returned as it is. If the export
+    fails, PyTorch is used and the reason printed.
+    """
+    name = model if isinstance(model, str) else getattr(model, "scisci_name", None)
+    if name is None or "@" in name or (get_device() if isinstance(model, str) else str(model.device)) != "cpu":
+        return load_embedder(model) if isinstance(model, str) else model
+    try:
+        return load_embedder(name, backend="onnx")
+    except (ImportError, RuntimeError, OSError) as error:
+        print(f"Queries are embedded with PyTorch: the ONNX export of {name} failed ({error}).")
+        return load_embedder(name) if isinstance(model, str) else model
+
+
+def _onnx_transformer(transformer, name: str, int8: bool):
+    """``transformer`` (a BERT-like ``AutoModel``) as an ONNX Runtime module with the same call and output.
+
+    Exported once with the TorchScript ONNX exporter (fp32), and for ``int8``
+    quantised dynamically (int8 weights per output channel); both files are kept
+    in the model cache, stamped with the library versions that made them.
     """
     import onnxruntime
     import transformers
 
-    folder = cache_dir("models") / f"{name.split('/')[-1]}-onnx-int8"
     key = f"torch {torch.__version__}, transformers {transformers.__version__}, onnxruntime {onnxruntime.__version__}"
-    path, stamp = folder / "model.onnx", folder / "versions.txt"
-    if not (path.is_file() and stamp.is_file() and stamp.read_text() == key):
-        try:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-        except ImportError:
-            raise RuntimeError('backend="onnx-int8" needs the onnx package: pip install onnx') from None
-        print(f"Exporting {name} to ONNX and quantising it to int8 once (about 30 s); kept at {folder}.")
-        folder.mkdir(parents=True, exist_ok=True)
-        fp32 = folder / "model-fp32.onnx.tmp"
-        ids = torch.ones(2, 8, dtype=torch.long)
-        inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
-        axes = {k: {0: "batch", 1: "tokens"} for k in [*inputs, "last_hidden_state"]}
+    fp32_path = _cached_model_file(cache_dir("models") / f"{name.split('/')[-1]}-onnx", key,
+                                   lambda out: _export_onnx(transformer, name, out))
+    path = fp32_path
+    if int8:
+        def quantise(out: Path) -> None:
+            try:
+                from onnxruntime.quantization import QuantType, quantize_dynamic
+            except ImportError:
+                raise RuntimeError('backend="onnx-int8" needs the onnx package: pip install onnx') from None
+            quantize_dynamic(str(fp32_path), str(out), weight_type=QuantType.QInt8, per_channel=True)
 
-        class ByPosition(torch.nn.Module):  # the TorchScript exporter passes inputs by position
-            def __init__(self):
-                super().__init__()
-                self.transformer = transformer
-
-            def forward(self, input_ids, attention_mask, token_type_ids):
-                return self.transformer(input_ids=input_ids, attention_mask=attention_mask,
-                                        token_type_ids=token_type_ids).last_hidden_state
-
-        with torch.no_grad():
-            torch.onnx.export(ByPosition().eval(), tuple(inputs.values()), str(fp32), input_names=list(inputs),
-                              output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17, dynamo=False)
-        tmp = folder / "model.onnx.tmp"
-        quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
-        fp32.unlink()
-        tmp.replace(path)
-        stamp.write_text(key)
+        path = _cached_model_file(cache_dir("models") / f"{name.split('/')[-1]}-onnx-int8", key, quantise)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return _OnnxTransformer(session, transformer.config)
+
+
+def _cached_model_file(folder: Path, key: str, make) -> Path:
+    """``folder/model.onnx``, made by ``make(path)`` unless it is there with the same version stamp."""
+    path, stamp = folder / "model.onnx", folder / "versions.txt"
+    if not (path.is_file() and stamp.is_file() and stamp.read_text() == key):
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / "model.onnx.tmp"
+        make(tmp)
+        tmp.replace(path)  # a file half-written by an interrupted run is never used
+        stamp.write_text(key)
+    return path
+
+
+def _export_onnx(transformer, name: str, out: Path) -> None:
+    """Write ``transformer`` as an fp32 ONNX graph with dynamic batch and length."""
+    print(f"Exporting {name} to ONNX once (about 15 s); kept at {out.parent}.")
+    ids = torch.ones(2, 8, dtype=torch.long)
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
+    axes = {k: {0: "batch", 1: "tokens"} for k in [*inputs, "last_hidden_state"]}
+
+    class ByPosition(torch.nn.Module):  # the TorchScript exporter passes inputs by position
+        def __init__(self):
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.transformer(input_ids=input_ids, attention_mask=attention_mask,
+                                    token_type_ids=token_type_ids).last_hidden_state
+
+    # The tracer warns about every shape-dependent Python branch of the model; the axes
+    # above are dynamic and the tests compare outputs with PyTorch's, so the warnings are noise.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(ByPosition().eval(), tuple(inputs.values()), str(out), input_names=list(inputs),
+                          output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17, dynamo=False)
 
 
 class _OnnxTransformer(torch.nn.Module):

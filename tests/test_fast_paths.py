@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from helpers.embeddings import embed_texts
-from helpers.models import load_embedder
+from helpers.models import get_device, load_embedder, load_query_embedder
+from helpers.retrieval import build_index, embed_query
 
 pytest.importorskip("onnxruntime")
 
@@ -58,6 +59,33 @@ def test_unknown_backend_is_refused():
         load_embedder(backend="tensorrt")
     with pytest.raises(ValueError, match="CPU only"):
         load_embedder(device="cuda", backend="onnx-int8")
+    with pytest.raises(ValueError, match="CPU only"):
+        load_embedder(device="cuda", backend="onnx")
+
+
+def test_onnx_fp32_gives_pytorchs_vectors(demo_corpus):
+    texts = demo_corpus["text"].head(20).tolist() + ["citation networks", "h-index"]
+    onnx = embed_texts(texts, cache=False, backend="onnx")
+    fp32 = embed_texts(texts, cache=False)
+    assert onnx.shape == fp32.shape == (22, 384)
+    np.testing.assert_allclose(onnx, fp32, atol=1e-4)
+
+
+@pytest.mark.skipif(get_device() != "cpu", reason="the ONNX query path is the CPU's")
+def test_queries_go_through_onnx_and_are_remembered(demo_corpus):
+    index = build_index(demo_corpus.head(30))
+    assert load_query_embedder(index.model).scisci_name.endswith("@onnx")
+    query = "citation impact of highly cited papers"
+    vector = embed_query(index, query)
+    assert vector.shape == (384,) and vector.dtype == np.float32
+    assert not vector.flags.writeable  # shared by every repeat of the query
+    assert embed_query(index, query) is vector
+    np.testing.assert_allclose(vector, embed_texts([query], cache=False)[0], atol=1e-5)
+
+
+def test_query_embedder_keeps_models_it_cannot_convert():
+    int8 = load_embedder(backend="onnx-int8")
+    assert load_query_embedder(int8) is int8  # already converted: used as it is
 
 
 # --------------------------------------------------------------------------- the harness's own helpers
