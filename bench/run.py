@@ -226,9 +226,10 @@ def job_label(variant: str, n: int | None, max_new_tokens: int = 32) -> dict:
     """Label ``n`` clusters with the packaged generator: one ``pipeline`` call per cluster, or batched ``label_clusters``.
 
     Both send the same chats (``cluster_label_messages``: system prompt, worked
-    examples, 10 sampled titles) and decode greedily for ``max_new_tokens``.
+    examples, 10 sampled titles) and decode greedily for ``max_new_tokens`` with
+    the course's repetition penalty, so their answers can be compared.
     """
-    from helpers.generation import cluster_label_messages, label_clusters, sample_titles
+    from helpers.generation import LABEL_REPETITION_PENALTY, cluster_label_messages, label_clusters, sample_titles
     from helpers.models import load_generator
 
     k = n or 8
@@ -241,11 +242,13 @@ def job_label(variant: str, n: int | None, max_new_tokens: int = 32) -> dict:
             answers = []
             for c in clusters:
                 chat = cluster_label_messages(sample_titles(titles[c], 10, 0))
-                out = pipe(chat, max_new_tokens=max_new_tokens, do_sample=False)
+                out = pipe(chat, max_new_tokens=max_new_tokens, do_sample=False,
+                           repetition_penalty=LABEL_REPETITION_PENALTY)
                 answers.append(out[0]["generated_text"][-1]["content"].strip())
             return answers
 
-        settings = f"pipe(chat, max_new_tokens={max_new_tokens}, do_sample=False), one call per cluster"
+        settings = (f"pipe(chat, max_new_tokens={max_new_tokens}, do_sample=False, "
+                    f"repetition_penalty={LABEL_REPETITION_PENALTY}), one call per cluster")
     else:
         batch_size = int(variant.partition(":")[2] or 8)
 
@@ -254,7 +257,7 @@ def job_label(variant: str, n: int | None, max_new_tokens: int = 32) -> dict:
                                    batch_size=batch_size, cache=False)
             return table["answer"].tolist()
 
-        settings = f"label_clusters(batch_size={batch_size}, greedy), left-padded batches"
+        settings = f"label_clusters(batch_size={batch_size}, greedy, same penalty), left-padded batches"
     answers, wall, cpu = timed(run)
     tokens = sum(len(pipe.tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
     return {"n": len(clusters), "seconds": wall, "cpu_seconds": cpu, "new_tokens": tokens,
@@ -761,11 +764,12 @@ def main(argv=None) -> None:
             results = run_stages(stages, args.quick, env, tmp)
             stored = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.is_file() else {}
             stored.setdefault("stages", {}).update(results)
-            if not args.quick:  # RESULTS.md lists every full run whose figures it holds
-                stored["runs"] = [r for r in stored.get("runs", []) if set(r["stages"]) - set(stages)]
+            runs = stored.setdefault("runs", [])
             previous = stored.get("last_run")
-            if previous and not previous.get("quick") and previous not in stored.setdefault("runs", []):
-                stored["runs"].append(previous)
+            if previous and not previous.get("quick") and previous not in runs:
+                runs.append(previous)
+            if not args.quick:  # RESULTS.md lists every full run whose figures it still holds
+                stored["runs"] = [r for r in runs if set(r["stages"]) - set(stages)]
             stored["last_run"] = {"stages": stages, "quick": args.quick, "seconds": time.perf_counter() - start,
                                   "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
                                   "command": "python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),

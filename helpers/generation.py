@@ -483,10 +483,15 @@ def cluster_label_messages(titles: list[str], system: str = prompts.CLUSTER_LABE
     return chat + [{"role": "user", "content": user.format(titles="\n".join(titles))}]
 
 
+# Cluster labels: a mild penalty keeps SmolLM2-135M from repeating one theme (see label_clusters).
+LABEL_REPETITION_PENALTY = 1.2
+
+
 def label_clusters(titles_by_cluster: dict, generator=None, n_titles: int = 10, seed: int = 0,
                    system: str = prompts.CLUSTER_LABEL_SYSTEM, user: str = prompts.CLUSTER_LABEL_USER,
                    examples=prompts.CLUSTER_LABEL_EXAMPLES, max_new_tokens: int = 32,
-                   repetition_penalty: float | None = 1.2, batch_size: int = 8, min_n: int = 3, max_n: int = 5,
+                   repetition_penalty: float | None = LABEL_REPETITION_PENALTY, batch_size: int = 8,
+                   min_n: int = 3, max_n: int = 5,
                    cache: bool = True) -> pd.DataFrame:
     """Label each cluster with 3-5 short themes written by an instruct model.
 
