@@ -179,29 +179,30 @@ def write_results(stored: dict) -> None:
                             f"{ours['index_median_ms']:.2f} ms in the index",
                             ours["median_ms"] < 5))
 
-    if "load" in stages:
-        r = stages["load"]["variants"].get("fresh", {})
-        lines += ["## Model loading (`load_generator()`, packaged SmolLM2-135M-Instruct, fresh process)", ""]
-        if "error" in r:
-            lines += [f"failed: {r['error']}", ""]
-        else:
-            lines += [f"- importing helpers.models (torch, transformers): {_f(r['import_seconds'], 2)} s",
-                      f"- first `load_generator()` in the process: {_f(r['first_seconds'], 2)} s ({r['source']})",
-                      f"- second load, after `load_generator.cache_clear()`: {_f(r['second_seconds'], 2)} s",
-                      f"- peak {_f(r['peak_mib'], 0)} MiB", ""]
-            targets.append(("Generator second load < 5 s", f"{r['second_seconds']:.2f} s (first in a fresh process {r['first_seconds']:.2f} s)",
-                            r["second_seconds"] < 5))
+    def one_run_section(stage: str, variant: str, title: str, bullets, target) -> None:
+        """A stage with one variant: a heading, bullet lines and one target row (or the error)."""
+        if stage not in stages:
+            return
+        r = stages[stage]["variants"].get(variant, {})
+        lines.extend([title, ""] + ([f"failed: {r['error']}"] if "error" in r else bullets(r)) + [""])
+        if "error" not in r:
+            targets.append(target(r))
 
-    if "notebook2" in stages:
-        r = stages["notebook2"]["variants"].get("cold-warm", {})
-        lines += ["## Notebook 2 as a whole (headless, fresh kernel, same cache)", ""]
-        if "error" in r:
-            lines += [f"failed: {r['error']}", ""]
-        else:
-            lines += [f"- cold (empty cache: embeddings, UMAP, everything computed): {_f(r['cold_seconds'])} s",
-                      f"- warm (embeddings and UMAP results cached): {_f(r['warm_seconds'])} s",
-                      f"- ratio **{r['ratio']:.1f}x**; peak {_f(r['peak_mib'], 0)} MiB (kernel)", ""]
-            targets.append(("Notebook 2 warm re-run >= 5x faster than cold", f"{r['ratio']:.1f}x", r["ratio"] >= 5))
+    one_run_section(
+        "load", "fresh", "## Model loading (`load_generator()`, packaged SmolLM2-135M-Instruct, fresh process)",
+        lambda r: [f"- importing helpers.models (torch, transformers): {_f(r['import_seconds'], 2)} s",
+                   f"- first `load_generator()` in the process: {_f(r['first_seconds'], 2)} s ({r['source']})",
+                   f"- second load, after `load_generator.cache_clear()`: {_f(r['second_seconds'], 2)} s",
+                   f"- peak {_f(r['peak_mib'], 0)} MiB"],
+        lambda r: ("Generator second load < 5 s",
+                   f"{r['second_seconds']:.2f} s (first in a fresh process {r['first_seconds']:.2f} s)",
+                   r["second_seconds"] < 5))
+    one_run_section(
+        "notebook2", "cold-warm", "## Notebook 2 as a whole (headless, fresh kernel, same cache)",
+        lambda r: [f"- cold (empty cache: embeddings, UMAP, everything computed): {_f(r['cold_seconds'])} s",
+                   f"- warm (embeddings and UMAP results cached): {_f(r['warm_seconds'])} s",
+                   f"- ratio **{r['ratio']:.1f}x**; peak {_f(r['peak_mib'], 0)} MiB (kernel)"],
+        lambda r: ("Notebook 2 warm re-run >= 5x faster than cold", f"{r['ratio']:.1f}x", r["ratio"] >= 5))
 
     lines += ["## Targets", "", "| target | measured | status |", "|---|---|---|"]
     lines += [f"| {t} | {m} | {_ok(ok)} |" for t, m, ok in targets] + [""]

@@ -133,19 +133,19 @@ def job_embed(variant: str, n: int | None, out: str) -> dict:
         vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
         settings = "SentenceTransformer defaults (batch 32, fp32)"
     else:
-        from helpers.embeddings import embed_texts
+        from helpers.embeddings import CPU_BATCH_SIZE, GPU_BATCH_SIZE, embed_texts
         from helpers.models import load_embedder
 
         backend, _, batch = variant.partition(":")
         batch_size = int(batch) if batch else None  # None: embed_texts' default for the device
         model, load_s, _ = timed(load_embedder, backend=backend)
         vectors, wall, cpu = timed(embed_texts, texts, batch_size=batch_size, cache=False, backend=backend)
-        onnx_dtypes = {"onnx-int8": "int8", "onnx": "float32 (ONNX Runtime)"}
-        dtype = onnx_dtypes[backend] if backend in onnx_dtypes else str(next(model.parameters()).dtype).replace("torch.", "")
-        from helpers.embeddings import CPU_BATCH_SIZE, GPU_BATCH_SIZE
-
+        # An ONNX backend's module has no torch parameters to read the dtype from.
+        dtype = ({"onnx-int8": "int8", "onnx": "float32 (ONNX Runtime)"}.get(backend)
+                 or str(next(model.parameters()).dtype).replace("torch.", ""))
         shown = batch_size or (CPU_BATCH_SIZE if info["device"] == "cpu" else GPU_BATCH_SIZE)
-        settings = f"embed_texts(backend={backend!r}{'' if batch_size is None else f', batch_size={batch_size}'}): batches of {shown}, {dtype}"
+        given = "" if batch_size is None else f", batch_size={batch_size}"
+        settings = f"embed_texts(backend={backend!r}{given}): batches of {shown}, {dtype}"
     np.save(out, vectors.astype(np.float32))
     warm_s = None
     if variant != "baseline":

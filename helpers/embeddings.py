@@ -29,7 +29,8 @@ def _model_name(model) -> str:
 
 
 # Texts per forward pass. On a CPU, batches of 16 abstracts (256 tokens each) keep the
-# activations in cache: ~1.13x the docs/s of sentence-transformers' default 32 (bench/RESULTS.md).
+# activations in cache: 1.02-1.19x the docs/s of sentence-transformers' default 32, same
+# vectors (bench/RESULTS.md).
 CPU_BATCH_SIZE = 16
 GPU_BATCH_SIZE = 128
 

@@ -167,14 +167,16 @@ def load_query_embedder(model=DEFAULT_EMBEDDER):
     model object (and any model on a GPU) is returned as it is. If the export
     fails, PyTorch is used and the reason printed.
     """
-    name = model if isinstance(model, str) else getattr(model, "scisci_name", None)
-    if name is None or "@" in name or (get_device() if isinstance(model, str) else str(model.device)) != "cpu":
-        return load_embedder(model) if isinstance(model, str) else model
-    try:
-        return load_embedder(name, backend="onnx")
-    except (ImportError, RuntimeError, OSError) as error:
-        print(f"Queries are embedded with PyTorch: the ONNX export of {name} failed ({error}).")
-        return load_embedder(name) if isinstance(model, str) else model
+    if isinstance(model, str):
+        name, device = model, get_device()
+    else:
+        name, device = getattr(model, "scisci_name", ""), str(model.device)
+    if name and "@" not in name and device == "cpu":  # "@": already a converted backend
+        try:
+            return load_embedder(name, backend="onnx")
+        except (ImportError, RuntimeError, OSError) as error:
+            print(f"Queries are embedded with PyTorch: the ONNX export of {name} failed ({error}).")
+    return load_embedder(model) if isinstance(model, str) else model
 
 
 def _onnx_transformer(transformer, name: str, int8: bool):
