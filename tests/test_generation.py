@@ -229,6 +229,7 @@ def endpoint_env(monkeypatch, tmp_path):
     monkeypatch.setenv("SCISCI_CACHE", str(tmp_path))
     monkeypatch.setenv("SCISCI_LLM_MODEL", "fake/model-7b")
     monkeypatch.setenv("SCISCI_LLM_API_KEY", "secret-token")
+    monkeypatch.setenv("SCISCI_LLM_RETRIES", "0")  # retries and backoff: tests/test_endpoint.py
 
     def use(url):
         monkeypatch.setenv("SCISCI_LLM_BASE_URL", url)
