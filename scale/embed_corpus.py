@@ -3,7 +3,7 @@
     python scale/embed_corpus.py outputs/records.parquet outputs/vectors --actors 2
     RAY_ADDRESS=ray://head:10001 python scale/embed_corpus.py s3://bucket/records/ s3://bucket/vectors --actors 16
 
-The records need a unique id column (``--id-column``, default ``record``) and a
+The records need a unique id column (``--id-column``, default ``id``) and a
 text column (``--text-column``, default ``text``: title and abstract, as
 ``helpers.data.load_corpus`` builds it). Each Ray actor loads the model once
 with ``helpers.models.load_embedder`` and embeds its batches with
@@ -61,7 +61,7 @@ class EmbedBatch:
 
 
 def _read(source: str | list[str], id_column: str, text_column: str):
-    """A Ray dataset of (id, text) from CSV or Parquet files (a file, a folder, a glob or a list)."""
+    """A Ray dataset of the id and text columns of CSV or Parquet files (a file, a folder, a glob or a list)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import ray.data
@@ -70,16 +70,24 @@ def _read(source: str | list[str], id_column: str, text_column: str):
     first = paths[0] if isinstance(paths, list) else paths
     columns = [id_column, text_column]
     if first.endswith(".csv"):
-        # Abstracts may hold line breaks; both columns are read as text, whatever they look like.
+        # Abstracts may hold line breaks; only the two columns are read, both as text.
         ds = ray.data.read_csv(paths, parse_options=pacsv.ParseOptions(newlines_in_values=True),
                                convert_options=pacsv.ConvertOptions(
                                    include_columns=columns, column_types={c: pa.string() for c in columns}))
     else:
-        ds = ray.data.read_parquet(paths, columns=columns)
-    return ds
+        ds = ray.data.read_parquet(paths)
+    try:
+        names = ds.schema().names
+    except Exception as exc:  # a CSV without one of the columns fails as it is read
+        raise ValueError(f"cannot read the columns {columns} from {first}: {str(exc).strip().splitlines()[-1]}; "
+                         "pass --id-column / --text-column") from None
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise ValueError(f"the records have no column(s) {missing} (columns: {names}); pass --id-column / --text-column")
+    return ds.select_columns(columns)
 
 
-def embed_corpus(source, destination: str | Path, id_column: str = "record", text_column: str = "text",
+def embed_corpus(source, destination: str | Path, id_column: str = "id", text_column: str = "text",
                  model: str = DEFAULT_EMBEDDER, actors: int = 1, cpus_per_actor: int = 1,
                  batch_size: int = 256, encode_batch_size: int | None = None) -> dict:
     """Embed ``source`` (CSV/Parquet paths) into Parquet files under ``destination``; returns a summary.
@@ -108,10 +116,6 @@ def embed_corpus(source, destination: str | Path, id_column: str = "record", tex
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     start = time.perf_counter()
     ds = _read(source, id_column, text_column)
-    missing = [c for c in (id_column, text_column) if c not in ds.schema().names]
-    if missing:
-        raise ValueError(f"the records have no column(s) {missing} (columns: {ds.schema().names}); "
-                         "pass --id-column / --text-column")
     # Blocks of one actor call each, streamed: a single large file is spread over all actors.
     vectors = ds.repartition(target_num_rows_per_block=batch_size).map_batches(
         EmbedBatch, batch_format="pandas", batch_size=batch_size,
@@ -129,7 +133,7 @@ def load_vectors(path: str | Path, ids) -> np.ndarray:
     """The vectors written by ``embed_corpus``, float32 ``(len(ids), dim)``, in the order of ``ids``.
 
     ``path`` is the output folder (or one Parquet file); ``ids`` are your
-    records' ids, e.g. ``records["record"]``. Raises ValueError when an id is
+    records' ids, e.g. ``records["id"]``. Raises ValueError when an id is
     missing, repeated, or a vector is not L2-normalised.
     """
     import pandas as pd
@@ -160,7 +164,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", nargs="+", help="CSV or Parquet file(s), a folder or a glob (local, s3://, gs://)")
     parser.add_argument("destination", help="folder for the Parquet output (id, vector)")
-    parser.add_argument("--id-column", default="record")
+    parser.add_argument("--id-column", default="id")
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--model", default=DEFAULT_EMBEDDER)
     parser.add_argument("--actors", type=int, default=1, help="model copies at once (one GPU each when there are GPUs)")
