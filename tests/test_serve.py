@@ -2,9 +2,10 @@
 
 The server runs the packaged SmolLM2-135M-Instruct (the dequantised folder
 ``load_generator`` keeps) on the CPU, on a free loopback port, started once for
-this module and always stopped. Adds about 1-2 minutes on a 2-core CPU: ~15 s
-to start the server, the rest is generation, which the server does one request
-at a time (the local pipeline batches).
+this module and always stopped. Adds about 2-3 minutes on a quiet 2-core CPU
+(11 minutes were measured with the machine loaded 5x over): ~15 s to start the
+server, the rest is generation, which the server does one request at a time
+(the local pipeline batches).
 """
 import json
 
@@ -33,9 +34,9 @@ def served(generator, tmp_path_factory):
 
 def test_label_clusters_through_the_server_equal_the_local_pipeline(served, generator, demo_corpus):
     titles = demo_corpus.groupby("theme")["title"].apply(list).to_dict()
-    titles = {i: titles[k] for i, k in enumerate(sorted(titles))}
-    local = label_clusters(titles, generator, n_titles=6, seed=0, cache=False)
-    remote = label_clusters(titles, served, n_titles=6, seed=0, cache=False)
+    titles = {i: titles[k] for i, k in enumerate(sorted(titles)[:3])}
+    local = label_clusters(titles, generator, n_titles=5, seed=0, cache=False)
+    remote = label_clusters(titles, served, n_titles=5, seed=0, cache=False)
     # Same chats, greedy decoding, the course's repetition penalty (sent as frequency_penalty = 0.2, which
     # transformers serve turns into repetition_penalty = 1.2): the same text, token for token.
     assert remote["error"].isna().all()
@@ -43,7 +44,7 @@ def test_label_clusters_through_the_server_equal_the_local_pipeline(served, gene
     assert remote["label"].tolist() == local["label"].tolist()
 
 
-def _pdfs_from_demo_records(corpus, folder, n=3):
+def _pdfs_from_demo_records(corpus, folder, n=2):
     import pymupdf
 
     folder.mkdir()
@@ -72,12 +73,12 @@ def test_ask_articles_through_the_server(served, generator, demo_corpus, tmp_pat
     local = ask_articles(folder, "bibliometric", generator=generator, max_words=60, cache=False)
     same = ["file", "question", "status", "evidence_score", "evidence", "page", "verified"]
     pd.testing.assert_frame_equal(remote[same], local[same])
-    assert (remote["status"] == "ok").all() and len(remote) == 3
+    assert (remote["status"] == "ok").all() and len(remote) == 2
 
     # The server's answers are in the shared generation cache, with the exact chats it was sent.
     stored = [json.loads(p.read_text()) for p in cache_dir("generations").glob("*.json")]
     stored = [s for s in stored if s["model"] == served.name]
-    assert len(stored) == 3
+    assert len(stored) == 2
     again = generate([s["messages"] for s in stored], generator, max_new_tokens=16, cache=False)
     assert again == [s["output"] for s in stored]  # the local model writes the same greedy text
     parsed = {_first_choice_in(s["output"], ANSWERS) or UNPARSEABLE for s in stored}
