@@ -668,7 +668,7 @@ def run_stages(stages: list[str], quick: bool, env: dict, tmp: Path, budget_s: f
             args = [stage, variant, str(n or 0)]
             if stage in ("embed", "ray_embed"):
                 args.append(str(tmp / f"{stage}-{variant.replace(':', '-')}.npy"))
-            estimate = _variant_estimate(stage, variant, stage_results, budget_s)
+            estimate = _variant_estimate(stage, variant, stage_results, budget_s, n)
             if estimate:
                 stage_results[variant] = estimate
                 print(f"  {variant}: {estimate['note']}", flush=True)
@@ -706,7 +706,7 @@ def embed_agreement(tmp: Path, variants: dict, stage: str = "embed") -> dict:
     return out
 
 
-def _variant_estimate(stage: str, variant: str, done: dict, budget_s: float | None) -> dict | None:
+def _variant_estimate(stage: str, variant: str, done: dict, budget_s: float | None, n: int | None = None) -> dict | None:
     """A ray_embed variant at the resampled size whose time, linear from its course-size run, exceeds ``budget_s``.
 
     Returns the extrapolated result (marked ``measured: False``), or None: measure it.
@@ -715,7 +715,7 @@ def _variant_estimate(stage: str, variant: str, done: dict, budget_s: float | No
     small = done.get(kind, {})
     if stage != "ray_embed" or not size or budget_s is None or not small.get("docs_per_s"):
         return None
-    n = int(size)
+    n = n or int(size)  # --quick: the small size
     seconds = n / small["docs_per_s"]
     if seconds <= budget_s:
         return None
