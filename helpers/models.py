@@ -381,6 +381,9 @@ def _load_pipeline(name: str, device: str):
         source = "Hugging Face hub"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    # Generators use BPE tokenizers, for which this clean-up (meant for WordPiece) deletes spaces before
+    # punctuation; some configs still switch it on, and transformers 5.15 warns at every decode.
+    tokenizer.clean_up_tokenization_spaces = False
     model.eval()
     pipe = pipeline("text-generation", model=model, tokenizer=tokenizer)
     pipe.scisci_info = {
