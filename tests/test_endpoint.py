@@ -185,7 +185,8 @@ def test_failed_answers_are_not_cached_and_are_asked_again(monkeypatch):
         failing["on"] = False
         assert generate([make_messages("a"), make_messages("b")], endpoint) == ["re: a", "re: b"]
         asked = [r["messages"][-1]["content"] for r in stub.requests]
-    assert asked == ["a", "b", "b"]  # "a" came from the disk cache the second time
+    assert sorted(asked[:2]) == ["a", "b"]  # sent concurrently: either may arrive first
+    assert asked[2:] == ["b"]  # "a" came from the disk cache the second time
 
 
 def test_ask_articles_marks_failed_rows_and_keeps_the_retrieval(tmp_path):
