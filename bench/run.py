@@ -4,6 +4,7 @@
     python bench/run.py --quick                 # small sizes, to check that everything runs
     python bench/run.py --stages embed,search   # selected stages
     python bench/run.py --scaling               # 1k / 10k / 100k records -> bench/scaling.csv, bench/scaling.png
+    python bench/run.py --stages ray_embed,endpoint --budget 300   # the scaling path (scale/): Ray Data, a server
 
 Every measurement runs in its own Python process, so peak memory is that
 process's own (``resource.getrusage(...).ru_maxrss``: the peak resident set of
@@ -35,6 +36,8 @@ sys.path.insert(0, str(REPO))
 RESULTS_JSON = BENCH / "results.json"
 SCALING_CSV = BENCH / "scaling.csv"
 STAGES = ("embed", "cluster", "label", "extract", "search", "load", "notebook2", "ray_embed", "endpoint")
+# The scaling path's stages (scale/) run when named: --stages ray_embed,endpoint.
+DEFAULT_STAGES = STAGES[:7]
 SCALING_STAGES = ("embed", "reduce", "reduce_pca50", "cluster", "keywords", "search")
 MARK = "BENCH_JSON "
 SEED = 42
@@ -816,7 +819,8 @@ def _save_scaling(rows: list[dict]) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, from {', '.join(STAGES)}")
+    parser.add_argument("--stages", default=",".join(DEFAULT_STAGES),
+                        help=f"comma-separated, from {', '.join(STAGES)} (default: all but the last two)")
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the harness")
     parser.add_argument("--scaling", action="store_true", help="run the scaling study instead of the stages")
     parser.add_argument("--sizes", default="1000,10000,100000", help="record counts for --scaling")
