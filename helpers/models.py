@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import logging
 import os
 import shutil
 import socket
@@ -22,6 +23,30 @@ from pathlib import Path
 import torch
 
 from helpers.cache import cache_dir
+
+class _OldPipelineNoise(logging.Filter):
+    """Drops two warnings that transformers < 5.23 prints at every ``pipe(..., max_new_tokens=...)``.
+
+    Those versions (Colab has 5.15) pass the pipeline's own generation config, with its
+    default ``max_length`` of 20, along with the caller's arguments, and then warn about
+    their own combination; the caller did nothing wrong and the output is the same.
+    """
+
+    NOISE = ("Passing `generation_config` together with generation-related", "Both `max_new_tokens`")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.NOISE)
+
+
+def _quiet_old_pipelines() -> None:
+    from importlib.metadata import version
+
+    major, minor = (int(part) for part in version("transformers").split(".")[:2])
+    if (major, minor) < (5, 23):
+        logging.getLogger("transformers.generation.utils").addFilter(_OldPipelineNoise())
+
+
+_quiet_old_pipelines()
 
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 PACKAGED_GENERATOR = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -382,11 +407,11 @@ def _load_pipeline(name: str, device: str):
         source = "Hugging Face hub"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    # Generators use BPE tokenizers, for which this clean-up (meant for WordPiece) deletes spaces before
-    # punctuation; some configs still switch it on, and transformers 5.15 warns at every decode.
-    tokenizer.clean_up_tokenization_spaces = False
     model.eval()
-    pipe = pipeline("text-generation", model=model, tokenizer=tokenizer)
+    # Generators use BPE tokenizers, for which this clean-up (meant for WordPiece) would delete spaces
+    # before punctuation; transformers < 5.23 asks for it by default and warns at every call.
+    tokenizer.clean_up_tokenization_spaces = False
+    pipe = pipeline("text-generation", model=model, tokenizer=tokenizer, clean_up_tokenization_spaces=False)
     pipe.scisci_info = {
         "name": name, "source": source, "device": device, "dtype": str(dtype).replace("torch.", ""),
         "seconds": round(time.perf_counter() - start, 1),
