@@ -37,7 +37,8 @@ from sklearn.feature_extraction.text import CountVectorizer
 from helpers import generation, prompts
 from helpers.data import doi_from_filename
 from helpers.embeddings import check_texts, embed_texts
-from helpers.models import DEFAULT_EMBEDDER, load_query_embedder
+from helpers.checks import require_columns
+from helpers.models import DEFAULT_EMBEDDER, load_query_embedder, model_info
 
 METHODS = ("dense", "lexical", "hybrid")
 BM25_K1 = 1.5  # how quickly repeats of a word stop adding to its score
@@ -105,9 +106,12 @@ class SearchIndex:
     text_column: str
 
     def __repr__(self) -> str:
-        name = self.model if isinstance(self.model, str) else getattr(self.model, "scisci_name", type(self.model).__name__)
-        return (f"SearchIndex({len(self.records)} records, {self.embeddings.shape[1]}-d embeddings from {name}, "
+        return (f"SearchIndex({len(self.records)} records, {self.embeddings.shape[1]}-d embeddings from {_model_key(self.model)}, "
                 f"{len(self.vocabulary)} BM25 terms)")
+
+
+def _model_key(model) -> str:
+    return model if isinstance(model, str) else model_info(model).key
 
 
 def bm25_weights(texts: list[str], k1: float = BM25_K1, b: float = BM25_B) -> tuple[sparse.csc_matrix, dict]:
@@ -145,12 +149,9 @@ def build_index(records: pd.DataFrame, text_column: str = "text", embeddings: np
     result shows title, year, doi, file, page and text, and ``record``, the row
     in ``index.records``).
     """
-    if not isinstance(records, pd.DataFrame):
-        raise ValueError(f"records must be a pandas DataFrame; got {type(records).__name__}")
+    require_columns(records, [text_column], "records")
     if records.empty:
         raise ValueError("records is empty: there is nothing to search")
-    if text_column not in records.columns:
-        raise ValueError(f"records has no column {text_column!r} (columns: {', '.join(map(str, records.columns[:15]))})")
     records = records.reset_index(drop=True)
     texts = check_texts(records[text_column])
     if embeddings is None:
@@ -173,12 +174,8 @@ def label_passages(passages: pd.DataFrame, corpus: pd.DataFrame) -> pd.DataFrame
     the corpus record with that DOI (case-insensitive), missing (NaN) when the
     corpus has no such record.
     """
-    missing = [c for c in ("file", "page", "text") if c not in passages.columns]
-    if missing:
-        raise ValueError(f"passages lacks column(s) {missing}; pass the frame from split_passages")
-    for column in ("doi", "title", "year"):
-        if column not in corpus.columns:
-            raise ValueError(f"corpus lacks column {column!r}; pass the frame from load_corpus")
+    require_columns(passages, ["file", "page", "text"], "passages", "pass the frame from split_passages")
+    require_columns(corpus, ["doi", "title", "year"], "corpus", "pass the frame from load_corpus")
     known = corpus.dropna(subset=["doi"]).assign(key=lambda f: f["doi"].str.lower()).drop_duplicates("key")
     known = known.set_index("key")
     out = passages.drop(columns=[c for c in ("doi", "title", "year") if c in passages.columns])
@@ -200,7 +197,7 @@ def combine_indexes(**indexes: SearchIndex) -> SearchIndex:
     if not indexes:
         raise ValueError("pass at least one index, e.g. combine_indexes(abstract=a, passage=p)")
     first = next(iter(indexes.values()))
-    models = {str(getattr(ix.model, "scisci_name", ix.model)) for ix in indexes.values()}
+    models = {_model_key(ix.model) for ix in indexes.values()}
     if len(models) > 1:
         raise ValueError(f"the indexes were embedded with different models ({', '.join(sorted(models))}); "
                          "their similarities are not comparable")

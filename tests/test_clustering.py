@@ -82,52 +82,15 @@ def test_bad_inputs_raise_clear_errors(call, message):
         call()
 
 
-def _keyword_frame():
-    """Cluster 0: 'bibliometrics' everywhere, 'peer review' only there. Cluster 1: 'citations' + no peer review."""
-    kws = [["bibliometrics", "peer review"]] * 10 + [["bibliometrics", "citations"]] * 10 + [np.nan] * 2
-    labels = np.array([0] * 10 + [1] * 10 + [2] * 2)
-    text = ["reviewers judge manuscripts"] * 10 + ["papers cite papers"] * 10 + ["gender gaps in grants"] * 2
-    return pd.DataFrame({"keywords": kws, "text": text, "title": [f"t{i}" for i in range(22)]}), labels
-
-
-def test_keyword_only_in_cluster_tops_that_cluster():
-    df, labels = _keyword_frame()
-    out = cl.keyword_labels(df, labels, top_n=5, min_count=3)
-    top = out[out["cluster"] == 0].sort_values("rank")["keyword"].iloc[0]
-    assert top == "peer review"
-    assert "bibliometrics" not in set(out.loc[out["cluster"] == 0, "keyword"])  # everywhere -> not characteristic
-    assert out[out["cluster"] == 1]["keyword"].iloc[0] == "citations"
-
-
-def test_cluster_without_keywords_falls_back_to_ctfidf():
-    df, labels = _keyword_frame()
-    out = cl.keyword_labels(df, labels)
-    fallback = out[out["cluster"] == 2]
-    assert (fallback["source"] == "c-tf-idf").all()
-    assert {"gender", "grants"} <= set(fallback["keyword"])
-
-
-def test_ctfidf_terms_prefers_cluster_specific_words():
-    texts = ["citation networks of journals"] * 5 + ["gender gap in grant funding"] * 5
-    terms = cl.ctfidf_terms(texts, [0] * 5 + [1] * 5, top_n=3)
-    assert set(terms[terms["cluster"] == 0]["term"]) <= {"citation", "networks", "journals"}
-    assert set(terms[terms["cluster"] == 1]["term"]) <= {"gender", "gap", "grant", "funding"}
-
-
-@pytest.mark.parametrize("func", [cl.keyword_labels, cl.cluster_table])
-def test_mismatched_lengths_name_both(func):
-    df, labels = _keyword_frame()
+@pytest.mark.parametrize("func", [cl.cluster_table, cl.export_frame])
+def test_mismatched_lengths_name_both(func, keyword_frame):
+    df, labels = keyword_frame
     with pytest.raises(ValueError, match=r"22 rows but labels has 21"):
-        func(df, labels[:-1])
+        func(df, labels[:-1], *([np.zeros((22, 2))] if func is cl.export_frame else []))
 
 
-def test_ctfidf_mismatched_lengths():
-    with pytest.raises(ValueError, match=r"3 rows but labels has 2"):
-        cl.ctfidf_terms(["a b", "c d", "e f"], [0, 1])
-
-
-def test_cluster_table_rows_and_noise_last():
-    df, labels = _keyword_frame()
+def test_cluster_table_rows_and_noise_last(keyword_frame):
+    df, labels = keyword_frame
     labels = labels.copy()
     labels[-1] = -1
     table = cl.cluster_table(df, labels, n_examples=3)
@@ -171,8 +134,8 @@ def test_predict_citations_mismatch():
         cl.predict_citations(emb[:-1], df)
 
 
-def test_export_frame_joins_keywords():
-    df, labels = _keyword_frame()
+def test_export_frame_joins_keywords(keyword_frame):
+    df, labels = keyword_frame
     out = cl.export_frame(df, labels, np.zeros((len(df), 2)))
     assert out.loc[0, "keywords"] == "bibliometrics; peer review"
     assert out.loc[21, "keywords"] == ""
@@ -208,12 +171,28 @@ def test_plot_saves_to_path(tmp_path, reduced):
 def test_reduce_cache_returns_stored_result(blobs, tmp_path, monkeypatch):
     monkeypatch.setenv("SCISCI_CACHE", str(tmp_path))
     first = cl.reduce(blobs[0], n_components=2, random_state=3, cache=True, **FAST_UMAP)
-    stored = list((tmp_path / "umap").glob("*.npy"))
+    stored = list((tmp_path / "fit_transform").glob("UMAP-*.npy"))
     assert len(stored) == 1
     np.testing.assert_array_equal(np.load(stored[0]), first)
     np.testing.assert_array_equal(cl.reduce(blobs[0], n_components=2, random_state=3, cache=True, **FAST_UMAP), first)
     cl.reduce(blobs[0], n_components=2, random_state=4, cache=True, **FAST_UMAP)  # another seed, another entry
-    assert len(list((tmp_path / "umap").glob("*.npy"))) == 2
+    assert len(list((tmp_path / "fit_transform").glob("*.npy"))) == 2
+
+
+def test_cached_fit_transform_shares_the_cache_of_a_umap_built_by_hand(blobs, tmp_path, monkeypatch):
+    import umap
+
+    monkeypatch.setenv("SCISCI_CACHE", str(tmp_path))
+    by_hand = umap.UMAP(n_components=2, n_neighbors=15, min_dist=0.0, metric="cosine", random_state=3, **FAST_UMAP)
+    first = cl.cached_fit_transform(by_hand, blobs[0])
+    assert first.dtype == np.float32 and first.shape == (len(blobs[0]), 2)
+    # reduce() with the same parameters finds the stored result instead of running UMAP again
+    monkeypatch.setattr(umap.UMAP, "fit_transform", lambda *a, **k: pytest.fail("UMAP ran again"))
+    np.testing.assert_array_equal(cl.reduce(blobs[0], n_components=2, random_state=3, cache=True, **FAST_UMAP), first)
+    unseeded = umap.UMAP(n_components=2, **FAST_UMAP)
+    with pytest.raises(pytest.fail.Exception, match="UMAP ran again"):  # no seed: never cached, always computed
+        cl.cached_fit_transform(unseeded, blobs[0])
+    assert len(list((tmp_path / "fit_transform").glob("*.npy"))) == 1
 
 
 def test_cluster_colours_are_never_grey():
@@ -236,25 +215,5 @@ def test_load_clusters_reads_notebook2_file_with_keyword_lists(tmp_path, demo_co
     assert loaded["cluster"].tolist() == labels.tolist()
     assert loaded["keywords"].tolist() == demo_corpus["keywords"].tolist()
     demo_corpus.to_csv(tmp_path / "plain.csv", index=False)
-    with pytest.raises(ValueError, match="cluster, x, y"):
+    with pytest.raises(ValueError, match="lacks column.s. .cluster., .x., .y.*not a file of notebook 2"):
         load_clusters(tmp_path / "plain.csv")
-
-
-def test_notebook2_teaches_the_settings_notebook3_recomputes_with():
-    """Notebook 3 recomputes notebook 2's clusters when they are missing: both must agree."""
-    import ast
-
-    import nbformat
-
-    from helpers.cache import REPO_ROOT
-    from helpers.clustering import COURSE_HDBSCAN, COURSE_SEED, COURSE_UMAP
-
-    found = {}
-    for cell in nbformat.read(REPO_ROOT / "2_clustering.ipynb", as_version=4).cells:
-        if cell.cell_type != "code":
-            continue
-        for line in cell.source.splitlines():
-            name = line.split("=")[0].strip()
-            if name in ("SEED", "UMAP_PARAMS", "HDBSCAN_PARAMS") and line.startswith(name):
-                found[name] = eval(compile(ast.parse(line.split("=", 1)[1].strip(), mode="eval"), "nb2", "eval"))
-    assert found == {"SEED": COURSE_SEED, "UMAP_PARAMS": COURSE_UMAP, "HDBSCAN_PARAMS": COURSE_HDBSCAN}
