@@ -180,7 +180,9 @@ def job_cluster(variant: str, n: int | None) -> dict:
 
         settings = "umap.UMAP() + hdbscan.HDBSCAN(), all defaults (2-D, euclidean, parallel UMAP)"
     else:
-        from helpers.clustering import cluster, reduce
+        import hdbscan
+
+        from helpers.clustering import reduce
 
         pca = variant == "pca50"
 
@@ -192,14 +194,14 @@ def job_cluster(variant: str, n: int | None) -> dict:
                 x = PCA(50, random_state=SEED).fit_transform(x)
                 x /= np.linalg.norm(x, axis=1, keepdims=True)
             reduced = reduce(x, n_components=5, random_state=SEED, cache=variant == "ours", **UMAP_PARAMS)
-            return cluster(reduced, method="hdbscan", **HDBSCAN_PARAMS)
+            return hdbscan.HDBSCAN(**HDBSCAN_PARAMS).fit_predict(reduced)
 
-        settings = ("PCA to 50-D, then " if pca else "") + "reduce(5-D, cosine, seed 42) + cluster(hdbscan, notebook 2's parameters)"
+        settings = ("PCA to 50-D, then " if pca else "") + "reduce(5-D, cosine, seed 42) + hdbscan.HDBSCAN(notebook 2's parameters)"
     labels, wall, cpu = timed(run)
     if variant == "ours":
         _, warm, _ = timed(run)  # reduce's cache hit (the warm re-run of notebook 2)
         extra["warm_seconds"] = warm
-        from helpers.clustering import keyword_labels
+        from helpers.labels import keyword_labels
         from helpers.data import load_corpus
 
         corpus = load_corpus("course")
@@ -229,13 +231,13 @@ def job_label(variant: str, n: int | None, max_new_tokens: int = 32) -> dict:
     examples, 10 sampled titles) and decode greedily for ``max_new_tokens`` with
     the course's repetition penalty, so their answers can be compared.
     """
-    from helpers.generation import LABEL_REPETITION_PENALTY, cluster_label_messages, label_clusters, sample_titles
-    from helpers.models import load_generator
+    from helpers.labels import LABEL_REPETITION_PENALTY, cluster_label_messages, label_clusters, sample_titles
+    from helpers.models import load_generator, model_info
 
     k = n or 8
     titles = _titles_by_cluster(k)
     pipe = load_generator()
-    info = {**device_and_threads(), "model": pipe.scisci_info["name"], "max_new_tokens": max_new_tokens}
+    info = {**device_and_threads(), "model": model_info(pipe).name, "max_new_tokens": max_new_tokens}
     clusters = sorted(titles)
     if variant == "baseline":
         def run():
@@ -398,7 +400,7 @@ def job_load(variant: str, n: int | None) -> dict:
         getattr(fn, "cache_clear", lambda: None)()
     _, second_s, _ = timed(load_generator)
     return {"import_seconds": import_s, "first_seconds": first_s, "second_seconds": second_s,
-            "source": pipe.scisci_info["source"], "peak_mib": peak_mib(), **device_and_threads()}
+            "source": models.model_info(pipe).source, "peak_mib": peak_mib(), **device_and_threads()}
 
 
 def job_notebook2(variant: str, n: int | None) -> dict:
@@ -451,14 +453,14 @@ def job_scale(stage: str, n: int) -> dict:
 
             _, wall, cpu = timed(run)
     elif stage == "cluster":
-        from helpers.clustering import cluster
+        import hdbscan
 
         reduced = np.load(BENCH_TMP / f"reduced-{n}.npy")
-        labels, wall, cpu = timed(cluster, reduced, method="hdbscan", **HDBSCAN_PARAMS)
+        labels, wall, cpu = timed(hdbscan.HDBSCAN(**HDBSCAN_PARAMS).fit_predict, reduced)
         np.save(BENCH_TMP / f"labels-{n}.npy", labels)
         result["n_clusters"] = len(set(labels.tolist()) - {-1})
     elif stage == "keywords":
-        from helpers.clustering import keyword_labels
+        from helpers.labels import keyword_labels
 
         labels = np.load(BENCH_TMP / f"labels-{n}.npy")
         _, wall, cpu = timed(keyword_labels, rows, labels, top_n=5)

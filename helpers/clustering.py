@@ -1,9 +1,11 @@
 """Stage 2: from embeddings to topics.
 
-UMAP reduces the embeddings (``cached_fit_transform`` keeps a seeded result on
-disk), HDBSCAN (or KMeans) groups them, ``cluster_table`` shows each group's
-labels (``helpers.labels``) and examples, and two checks say how far to trust
-the result: stability across seeds and a held-out citation prediction.
+The steps themselves are library calls, ``umap.UMAP(...).fit_transform`` and
+``hdbscan.HDBSCAN(...).fit_predict``; this module adds the plumbing around them:
+``cached_fit_transform`` keeps a seeded UMAP result on disk, ``cluster_table``
+shows each group's labels (``helpers.labels``) and examples, the plots, and two
+checks of how far to trust the result: stability across seeds and a held-out
+citation prediction.
 
 Everything is deterministic for a fixed ``random_state``. ``compute`` functions
 return numpy/pandas objects; the ``plot_*`` functions take those results
@@ -26,6 +28,12 @@ from helpers.labels import ctfidf_labels, keyword_labels
 
 NOISE = -1
 NOISE_COLOUR = "#b0b0b0"
+# Notebook 2's settings, in one place: the notebook shows and uses them, and notebook 3 recomputes
+# its clusters with them when notebook 2 has not run (tuned on the course corpus: about 16 clusters).
+COURSE_SEED = 42
+COURSE_UMAP = dict(n_neighbors=15, min_dist=0.0, metric="cosine")
+COURSE_HDBSCAN = dict(min_cluster_size=20, min_samples=5, max_cluster_size=300)
+CLUSTERS_FILE = "science_of_science_clusters.csv"
 
 
 # --------------------------------------------------------------------------- reduce and cluster
@@ -98,49 +106,6 @@ def cached_fit_transform(estimator, x) -> np.ndarray:
     return result
 
 
-def cluster(
-    reduced,
-    method: str = "hdbscan",
-    min_cluster_size: int = 15,
-    k: int | None = None,
-    random_state: int = 42,
-    **kwargs,
-) -> np.ndarray:
-    """Cluster labels (n,) int for the rows of ``reduced`` (n, d).
-
-    ``method="hdbscan"``: density-based, finds the number of clusters itself
-    and marks records that fit nowhere as noise (-1); extra keyword arguments
-    (e.g. ``min_samples``, ``cluster_selection_method``) go to ``hdbscan.HDBSCAN``.
-    ``method="kmeans"``: exactly ``k`` clusters, every record assigned.
-    """
-    x = np.asarray(reduced)
-    if x.size == 0:
-        raise ValueError("reduced is empty: there are no records to cluster")
-    x = check_matrix(x, "reduced")
-    n = x.shape[0]
-    method = str(method).lower()
-    if method == "hdbscan":
-        import hdbscan
-
-        if n < min_cluster_size:
-            raise ValueError(
-                f"only {n} records but min_cluster_size={min_cluster_size}: "
-                "lower min_cluster_size or add records"
-            )
-        model = hdbscan.HDBSCAN(min_cluster_size=min_cluster_size, **kwargs)
-        return model.fit_predict(x).astype(int)
-    if method == "kmeans":
-        from sklearn.cluster import KMeans
-
-        if k is None:
-            raise ValueError('method="kmeans" needs the number of clusters: pass k=...')
-        if k < 1 or k > n:
-            raise ValueError(f"k must be between 1 and the number of records ({n}), got {k}")
-        model = KMeans(n_clusters=k, n_init=10, random_state=random_state, **kwargs)
-        return model.fit_predict(x).astype(int)
-    raise ValueError(f'unknown method {method!r}: use "hdbscan" or "kmeans"')
-
-
 def cluster_table(
     df: pd.DataFrame, labels, top_n: int = 5, n_examples: int = 3, random_state: int = 42
 ) -> pd.DataFrame:
@@ -177,50 +142,32 @@ def cluster_table(
 # --------------------------------------------------------------------------- checks on the result
 
 
-def stability(
-    embeddings,
-    seeds,
-    reference_labels,
-    n_components: int = 5,
-    n_neighbors: int = 15,
-    min_dist: float = 0.0,
-    metric: str = "cosine",
-    method: str = "hdbscan",
-    min_cluster_size: int = 15,
-    k: int | None = None,
-    umap_kwargs: dict | None = None,
-    cache: bool = False,
-    **cluster_kwargs,
-) -> pd.DataFrame:
-    """Re-run reduce + cluster with other seeds and compare with ``reference_labels``.
+def stability(embeddings, seeds, reference_labels, n_components: int = 5, umap_params: dict | None = None,
+              hdbscan_params: dict | None = None) -> pd.DataFrame:
+    """Re-run UMAP and HDBSCAN with other seeds and compare with ``reference_labels``.
 
-    One row per seed: seed, n_clusters, noise_share, ari (adjusted Rand index
-    over all records, noise counted as its own group) and ari_clustered (only
-    records that are not noise in either run; NaN if fewer than 2).
-    Pass the same UMAP and clustering parameters as the reference run (extra
-    keyword arguments go to :func:`cluster`), or the comparison is moot;
-    ``cache`` is passed on to :func:`reduce`.
+    Each seed runs ``umap.UMAP(n_components=..., random_state=seed, **umap_params)``
+    (cached, see ``cached_fit_transform``) and ``hdbscan.HDBSCAN(**hdbscan_params)``:
+    pass the parameters of the reference run (default: notebook 2's), or the
+    comparison is moot. One row per seed: seed, n_clusters, noise_share, ari
+    (adjusted Rand index over all records, noise counted as its own group) and
+    ari_clustered (only records that are not noise in either run; NaN if fewer than 2).
     """
+    import hdbscan
+    import umap
     from sklearn.metrics import adjusted_rand_score
 
     x = check_matrix(embeddings, "embeddings")
     reference = check_labels(reference_labels, x.shape[0], what="embeddings", other="reference_labels")
     rows = []
     for seed in seeds:
-        coords = reduce(x, n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist,
-                        metric=metric, random_state=int(seed), cache=cache, **(umap_kwargs or {}))
-        labels = cluster(coords, method=method, min_cluster_size=min_cluster_size, k=k,
-                         random_state=int(seed), **cluster_kwargs)
+        reducer = umap.UMAP(n_components=n_components, random_state=int(seed), **(umap_params or COURSE_UMAP))
+        labels = hdbscan.HDBSCAN(**(hdbscan_params or COURSE_HDBSCAN)).fit_predict(cached_fit_transform(reducer, x))
         both = (labels != NOISE) & (reference != NOISE)
-        rows.append(
-            {
-                "seed": int(seed),
-                "n_clusters": int(len(set(labels) - {NOISE})),
-                "noise_share": float(np.mean(labels == NOISE)),
-                "ari": float(adjusted_rand_score(reference, labels)),
-                "ari_clustered": float(adjusted_rand_score(reference[both], labels[both])) if both.sum() >= 2 else np.nan,
-            }
-        )
+        rows.append({"seed": int(seed), "n_clusters": len(set(labels) - {NOISE}),
+                     "noise_share": float(np.mean(labels == NOISE)),
+                     "ari": float(adjusted_rand_score(reference, labels)),
+                     "ari_clustered": float(adjusted_rand_score(reference[both], labels[both])) if both.sum() >= 2 else np.nan})
     return pd.DataFrame(rows)
 
 
@@ -376,32 +323,8 @@ def plot_clusters_interactive(coords2d, labels, df: pd.DataFrame, hover=("title"
     return save_figure(fig, path)
 
 
-def plot_cluster_sizes(labels, title: str | None = None, path=None):
-    """Bar chart of records per cluster (largest first, noise last in grey); returns the Figure."""
-    import matplotlib.pyplot as plt
-
-    labels = np.asarray(labels).astype(int)
-    sizes = pd.Series(labels).value_counts()
-    order = [c for c in sizes.index if c != NOISE] + ([NOISE] if NOISE in sizes.index else [])
-    colours = _colours(labels)
-    fig, ax = plt.subplots(figsize=(max(5, 0.45 * len(order) + 2), 4))
-    ax.bar([("noise" if c == NOISE else str(c)) for c in order], [sizes[c] for c in order],
-           color=[colours[c] for c in order])
-    ax.set_xlabel("cluster")
-    ax.set_ylabel("records")
-    ax.set_title(title or "Cluster sizes")
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
 # --------------------------------------------------------------------------- notebook 2's result, for notebook 3
 
-# Notebook 2's settings, in one place: the notebook shows and uses them, and notebook 3 recomputes
-# its clusters with them when notebook 2 has not run (tuned on the course corpus: about 16 clusters).
-COURSE_SEED = 42
-COURSE_UMAP = dict(n_neighbors=15, min_dist=0.0, metric="cosine")
-COURSE_HDBSCAN = dict(min_cluster_size=20, min_samples=5, max_cluster_size=300)
-CLUSTERS_FILE = "science_of_science_clusters.csv"
 
 
 def load_clusters(path=None) -> pd.DataFrame:
@@ -428,7 +351,9 @@ def load_clusters(path=None) -> pd.DataFrame:
     embeddings = embed_texts(df["text"])
     coords2d = reduce(embeddings, n_components=2, random_state=COURSE_SEED, cache=True, **COURSE_UMAP)
     reduced = reduce(embeddings, n_components=5, random_state=COURSE_SEED, cache=True, **COURSE_UMAP)
-    labels = cluster(reduced, method="hdbscan", **COURSE_HDBSCAN)
+    import hdbscan
+
+    labels = hdbscan.HDBSCAN(**COURSE_HDBSCAN).fit_predict(reduced)
     out = export_frame(df, labels, coords2d)
     out["keywords"] = df["keywords"]  # keep the lists, as load_corpus gives them
     return out
