@@ -12,6 +12,7 @@ import contextlib
 import functools
 import importlib.util
 import os
+import shutil
 import socket
 import sys
 import warnings
@@ -42,13 +43,24 @@ def get_device() -> str:
     return "cpu"
 
 
-def get_dtype(device: str | None = None) -> torch.dtype:
-    """bf16 on GPUs that support it, fp16 on older GPUs (T4) and MPS, fp32 on CPU."""
+# Checkpoints known to overflow in float16 (NaN or "!!!!" output): where bfloat16 is not
+# native, they are loaded in float32 instead.
+FP16_UNSAFE_PREFIXES = ("Qwen/Qwen2",)
+
+
+def get_dtype(device: str | None = None, name: str | None = None) -> torch.dtype:
+    """The number format for model ``name`` on ``device``.
+
+    CUDA: bfloat16 from compute capability 8.0 (A100, L4, H100), float16 below
+    (T4, V100), where ``torch.cuda.is_bf16_supported()`` is True only through slow
+    emulation; a model known to overflow in float16 gets float32 there. MPS: the
+    same float16 rule. CPU: float32.
+    """
     device = device or get_device()
-    if device == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device == "mps":
-        return torch.float16
+    if device == "cuda" and torch.cuda.get_device_capability()[0] >= 8:
+        return torch.bfloat16
+    if device in ("cuda", "mps"):
+        return torch.float32 if name and name.startswith(FP16_UNSAFE_PREFIXES) else torch.float16
     return torch.float32
 
 
@@ -173,15 +185,19 @@ def model_location(name: str, fallback: str | None = None) -> str:
     """
     if packaged_path(name) is None and not hub_online():
         if fallback is None or packaged_path(fallback) is None:
-            raise RuntimeError(
-                f"Model {name!r} is not installed locally and the Hugging Face hub is unreachable. "
-                f"Offline, use {fallback or DEFAULT_EMBEDDER!r} (installed with the course), or connect to the internet.")
-        print(f"The hub is unreachable, so {name!r} can't be loaded: using the packaged {fallback} instead.")
+            raise _unreachable(name, fallback or DEFAULT_EMBEDDER)
+        print(f"{name!r} can't be loaded (the hub is unreachable): using the packaged {fallback} instead.")
         name = fallback
     local = packaged_path(name)
     if local is None:
         return name
     return str(_dequantise_smollm2(local) if name == PACKAGED_GENERATOR else local)
+
+
+def _unreachable(name: str, offline_choice: str) -> RuntimeError:
+    return RuntimeError(
+        f"Model {name!r} is not installed locally and the Hugging Face hub is unreachable. "
+        f"Offline, use {offline_choice!r} (installed with the course), or connect to the internet.")
 
 
 EMBEDDER_BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -231,7 +247,10 @@ def load_query_embedder(model=DEFAULT_EMBEDDER):
     if device == "cpu" and (info is None or info.backend == "torch"):
         try:
             return load_embedder(name, backend="onnx")
-        except (ImportError, RuntimeError, OSError) as error:
+        except ImportError as error:  # Colab's install leaves out onnx and its newer protobuf
+            print(f"Search queries run through PyTorch (about 15 ms each): the faster ONNX Runtime path needs {error.name} "
+                  f"(pip install {error.name}).")
+        except (RuntimeError, OSError) as error:
             print(f"Queries are embedded with PyTorch: the ONNX export of {name} failed ({error}).")
     return load_embedder(model) if isinstance(model, str) else model
 
@@ -245,6 +264,8 @@ def _onnx_transformer(transformer, name: str, backend: str):
     """
     import onnxruntime
     import transformers
+    if importlib.util.find_spec("onnx") is None and not (cache_dir("models") / f"{name.split('/')[-1]}-onnx" / "model.onnx").is_file():
+        raise ImportError("the ONNX export needs the onnx package", name="onnx")
 
     key = f"torch {torch.__version__}, transformers {transformers.__version__}, onnxruntime {onnxruntime.__version__}"
     fp32_path = _cached_model_file(cache_dir("models") / f"{name.split('/')[-1]}-onnx", key,
@@ -325,6 +346,30 @@ def choose_generator(device: str | None = None) -> str:
     return OPEN_CPU_GENERATOR
 
 
+def hub_access_problem(name: str) -> str | None:
+    """Why the hub won't serve model ``name`` with this session's token, or None when it will.
+
+    A gated model (Llama-3.2) needs a token whose account was granted access on
+    the model's page; until then the hub answers 401/403.
+    """
+    from huggingface_hub import auth_check
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+
+    try:
+        auth_check(name, token=hf_token())
+    except GatedRepoError:
+        return (f"your Hugging Face token has no access to the gated {name} yet. Ask for it on "
+                f"https://huggingface.co/{name} (approval can take a while), then restart and run again.")
+    except RepositoryNotFoundError:
+        return f"the hub has no model {name!r} that your token can see (check the name and the token)."
+    except HfHubHTTPError as error:
+        status = getattr(error.response, "status_code", None)
+        if status in (401, 403):
+            return f"the hub refused your Hugging Face token for {name} (HTTP {status}); check the HF_TOKEN secret."
+        raise
+    return None
+
+
 def _dequantise_smollm2(folder: Path) -> Path:
     """Folder of the packaged SmolLM2 as plain safetensors, dequantised from its GGUF file once and cached."""
     dequantised = cache_dir("models") / DEQUANTISED_SMOLLM2
@@ -337,10 +382,13 @@ def _dequantise_smollm2(folder: Path) -> Path:
         # The weights are plain float tensors now; forget the GGUF origin so they can be saved.
         model.hf_quantizer, model.is_quantized, model.quantization_method = None, False, None
         model.config.__dict__.pop("quantization_config", None)
-        staging = dequantised.with_name(dequantised.name + ".tmp")
+        staging = dequantised.with_name(f"{dequantised.name}.tmp-{os.getpid()}")  # one per process: runs in parallel don't collide
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        staging.replace(dequantised)
+        try:
+            staging.replace(dequantised)
+        except OSError:  # another process finished first: its copy is the same
+            shutil.rmtree(staging, ignore_errors=True)
     return dequantised
 
 
@@ -350,21 +398,33 @@ def load_generator(name: str | None = None, device: str | None = None, fallback:
     ``name=None`` chooses by device and access: a GPU with a Hugging Face token
     gets the course's Llama-3.2-1B-Instruct, otherwise an ungated instruct model
     that runs on the device, and offline the packaged SmolLM2-135M-Instruct. A
-    named model the hub can't serve falls back to the packaged SmolLM2 when
-    ``fallback`` is true, and says so (``model_location``). ``model_info(pipe)``
-    tells which model it is.
+    named model the hub can't serve (offline, or gated without granted access)
+    is replaced when ``fallback`` is true, and the reason printed: by the open
+    model for the device online, by the packaged SmolLM2 offline.
+    ``model_info(pipe)`` tells which model it is.
     """
     device = device or get_device()
     name = name or choose_generator(device)
-    return _load_pipeline(model_location(name, PACKAGED_GENERATOR if fallback else None), device)
+    if packaged_path(name) is None:
+        online = hub_online()
+        problem = hub_access_problem(name) if online else "the hub is unreachable"
+        if problem:
+            substitute = (OPEN_GPU_GENERATOR if device == "cuda" else OPEN_CPU_GENERATOR) if online else PACKAGED_GENERATOR
+            if not fallback or substitute == name or (not online and packaged_path(PACKAGED_GENERATOR) is None):
+                raise _unreachable(name, PACKAGED_GENERATOR) if not online else RuntimeError(f"{name}: {problem}")
+            kind = "open" if online else "packaged"
+            print(f"{name!r} can't be loaded ({problem}): using the {kind} {substitute} instead.")
+            name = substitute
+    return _load_pipeline(name, device)
 
 
 @functools.lru_cache(maxsize=2)
-def _load_pipeline(location: str, device: str):
+def _load_pipeline(name: str, device: str):
     from transformers import pipeline
 
     with _no_progress_bars():  # a one-second load needs no progress bar
-        pipe = pipeline("text-generation", model=location, dtype=get_dtype(device), device=device, token=hf_token())
+        pipe = pipeline("text-generation", model=model_location(name), dtype=get_dtype(device, name), device=device,
+                        token=hf_token())
     if pipe.tokenizer.pad_token is None:  # batches are padded; models without a pad token pad with end-of-text
         pipe.tokenizer.pad_token = pipe.tokenizer.eos_token
     print(model_info(pipe))
