@@ -6,14 +6,12 @@ The steps themselves are library calls, ``umap.UMAP(...).fit_transform`` and
 shows each group's labels (``helpers.labels``) and examples, the plots, and two
 checks of how far to trust the result: stability across seeds and a held-out
 citation prediction.
-
-Everything is deterministic for a fixed ``random_state``. ``compute`` functions
-return numpy/pandas objects; the ``plot_*`` functions take those results
-first and only draw.
+Everything is deterministic for a fixed ``random_state``; the ``plot_*`` functions only draw.
 """
 from __future__ import annotations
 
 import hashlib
+import textwrap
 import warnings
 from importlib.metadata import version
 from pathlib import Path
@@ -36,43 +34,7 @@ COURSE_HDBSCAN = dict(min_cluster_size=20, min_samples=5, max_cluster_size=300)
 CLUSTERS_FILE = "science_of_science_clusters.csv"
 
 
-# --------------------------------------------------------------------------- reduce and cluster
-
-
-def reduce(
-    embeddings,
-    n_components: int = 2,
-    n_neighbors: int = 15,
-    min_dist: float = 0.0,
-    metric: str = "cosine",
-    random_state: int = 42,
-    cache: bool = False,
-    **umap_kwargs,
-) -> np.ndarray:
-    """UMAP projection of ``embeddings`` (n, d) to (n, n_components) float32.
-
-    With fewer records than ``n_neighbors + 1`` the neighbourhood is shrunk to
-    ``n - 1`` and a note is printed, so a small corpus still runs. A fixed
-    ``random_state`` makes UMAP single-threaded and the result reproducible.
-    ``cache=True`` keeps the result on disk under a hash of the embeddings and
-    the parameters (only with a fixed seed), so a re-run skips UMAP and its
-    compilation. Extra keyword arguments (e.g. ``n_epochs``) go to ``umap.UMAP``.
-    """
-    x = check_matrix(embeddings, "embeddings")
-    n = x.shape[0]
-    if n < n_components + 2 or n < 4:
-        raise ValueError(
-            f"embeddings has {n} rows; UMAP needs at least {max(4, n_components + 2)} "
-            f"to find {n_components} dimensions"
-        )
-    if n_neighbors >= n:
-        print(f"Note: only {n} records, so n_neighbors is reduced from {n_neighbors} to {n - 1}.")
-        n_neighbors = n - 1
-    import umap  # slow to import (numba), so only when there is work to do
-
-    reducer = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist,
-                        metric=metric, random_state=random_state, **umap_kwargs)
-    return cached_fit_transform(reducer, x) if cache else _fit_transform(reducer, x)
+# --------------------------------------------------------------------------- UMAP, cached
 
 
 def _fit_transform(estimator, x) -> np.ndarray:
@@ -171,13 +133,8 @@ def stability(embeddings, seeds, reference_labels, n_components: int = 5, umap_p
     return pd.DataFrame(rows)
 
 
-def predict_citations(
-    embeddings,
-    df: pd.DataFrame,
-    test_size: float = 0.25,
-    random_state: int = 42,
-    reference_year: int | None = None,
-) -> pd.DataFrame:
+def predict_citations(embeddings, df: pd.DataFrame, test_size: float = 0.25, random_state: int = 42,
+                      reference_year: int | None = None) -> pd.DataFrame:
     """Held-out R² for predicting log1p(citations) from embeddings + age vs age alone.
 
     Age = ``reference_year`` (default: the latest year in ``df``) minus year;
@@ -297,15 +254,11 @@ def plot_clusters_interactive(coords2d, labels, df: pd.DataFrame, hover=("title"
     colours = _colours(labels)
     hover_cols = [h for h in hover if h in df]
 
-    def shorten(value, width=90):
-        text = str(value)
-        return text if len(text) <= width else text[: width - 1] + "…"
-
     fig = go.Figure()
     for c in sorted(set(labels) - {NOISE}) + ([NOISE] if NOISE in labels else []):
         mask = labels == c
         hover_text = [
-            "<br>".join(f"{h}: {shorten(df[h].iloc[i])}" for h in hover_cols) for i in np.flatnonzero(mask)
+            "<br>".join(f"{h}: {textwrap.shorten(str(df[h].iloc[i]), 90)}" for h in hover_cols) for i in np.flatnonzero(mask)
         ]
         fig.add_trace(
             go.Scattergl(
@@ -349,9 +302,11 @@ def load_clusters(path=None) -> pd.DataFrame:
     corpus = load_corpus("course")
     df = corpus[corpus["has_abstract"]].reset_index(drop=True)
     embeddings = embed_texts(df["text"])
-    coords2d = reduce(embeddings, n_components=2, random_state=COURSE_SEED, cache=True, **COURSE_UMAP)
-    reduced = reduce(embeddings, n_components=5, random_state=COURSE_SEED, cache=True, **COURSE_UMAP)
     import hdbscan
+    import umap
+
+    coords2d, reduced = (cached_fit_transform(umap.UMAP(n_components=k, random_state=COURSE_SEED, **COURSE_UMAP), embeddings)
+                         for k in (2, 5))
 
     labels = hdbscan.HDBSCAN(**COURSE_HDBSCAN).fit_predict(reduced)
     out = export_frame(df, labels, coords2d)

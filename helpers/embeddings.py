@@ -35,10 +35,9 @@ def embed_texts(texts, model=DEFAULT_EMBEDDER, batch_size: int | None = None, ca
                 show_progress: bool | None = None, backend: str = "torch") -> np.ndarray:
     """``model.encode(texts, normalize_embeddings=True)``, with a disk cache: float32 ``(n, dim)``, rows of length 1.
 
-    What it adds to ``encode``: empty texts are refused by row, batches suit the
-    device, and results are cached on disk. ``model`` is a name (loaded with
-    ``load_embedder``) or a loaded SentenceTransformer. Results are cached on disk by model name and a hash of
-    the texts, so a re-run returns at once without loading the model.
+    What it adds to ``encode``: empty texts are refused by row, batches suit the device, and results
+    are cached on disk by model and a hash of the texts, so a re-run returns at once without loading
+    the model. ``model`` is a name (loaded with ``load_embedder``) or a loaded SentenceTransformer.
     ``backend`` is passed to ``load_embedder`` for a model given by name
     (``"onnx"``: ONNX Runtime fp32, same vectors; ``"onnx-int8"``: faster on a
     CPU but slightly approximate; each cached apart).

@@ -207,24 +207,16 @@ def label_clusters(titles_by_cluster: dict, generator=None, n_titles: int = 10, 
                    repetition_penalty: float | None = LABEL_REPETITION_PENALTY, batch_size: int = 8,
                    min_n: int = 3, max_n: int = 5,
                    cache: bool = True) -> pd.DataFrame:
-    """Label each cluster with 3-5 short themes written by an instruct model.
+    """Label each cluster with 3-5 short themes written by an instruct model: one row per cluster.
 
-    ``titles_by_cluster`` maps a cluster id to its titles, e.g.
-    ``df.groupby("cluster")["title"].apply(list).to_dict()``; the noise group
-    (negative ids) is left out. Up to ``n_titles`` titles per cluster are sampled
-    with ``seed``, put into the ``user`` template (slot ``{titles}``, one title
-    per line) after the ``system`` prompt and the worked ``examples`` (pass
-    ``examples=[]`` for none), and all clusters are generated greedily in batches
-    (``max_new_tokens`` caps an answer: 5 themes of 3 words fit in 32). The mild
-    ``repetition_penalty`` keeps SmolLM2-135M from answering "ethics; ethics;
-    ethics; ..." (without it, 5 of the course's 16 clusters came back unparseable;
-    1.5 is too strong and breaks the format); pass None for plain greedy decoding.
-    Returns one row per cluster: ``cluster``, ``method`` ("LLM"), ``label`` (the
-    themes joined by "; ", or "UNPARSEABLE: " and the start of the answer),
-    ``terms`` (the themes; empty when unparseable), ``parsed`` (True when
-    ``min_n``-``max_n`` themes could be read; more are cut to ``max_n``),
-    ``n_themes`` (how many the answer contained), ``n_titles``, ``prompt`` (the
-    last user message) and ``answer`` (raw).
+    ``titles_by_cluster``: cluster id -> titles, e.g. ``df.groupby("cluster")["title"].apply(list).to_dict()``;
+    noise (negative ids) is left out. Each cluster's chat is ``cluster_label_messages`` of ``n_titles``
+    titles sampled with ``seed``; all are generated greedily in batches (``generate``). The mild
+    ``repetition_penalty`` keeps SmolLM2-135M from answering "ethics; ethics; ..." (without it, 5 of
+    the course's 16 clusters came back unparseable; 1.5 breaks the format); None: plain greedy.
+    Columns: the labels' four, ``label`` being "UNPARSEABLE: ..." (and ``terms`` empty) when fewer
+    than ``min_n`` themes could be read; then ``parsed``, ``n_themes`` (found in the answer, before
+    the cut to ``max_n``), ``n_titles``, ``prompt`` (the last user message) and ``answer`` (raw).
     """
     if not isinstance(titles_by_cluster, dict) or not titles_by_cluster:
         raise ValueError("titles_by_cluster must be a non-empty dict {cluster id: list of titles}")
@@ -241,11 +233,10 @@ def label_clusters(titles_by_cluster: dict, generator=None, n_titles: int = 10, 
                        repetition_penalty=repetition_penalty, cache=cache)
     rows = []
     for c, answer in zip(clusters, answers):
-        found = theme_candidates(answer)
-        themes = found[:max_n] if len(found) >= min_n else None
+        themes = parse_themes(answer, min_n, max_n)
         label = "; ".join(themes) if themes else "UNPARSEABLE: " + " ".join(answer.split())[:60]
         rows.append({"cluster": int(c), "method": "LLM", "label": label, "terms": themes or [],
-                     "parsed": themes is not None, "n_themes": len(found), "n_titles": len(sampled[c]),
+                     "parsed": themes is not None, "n_themes": len(theme_candidates(answer)), "n_titles": len(sampled[c]),
                      "prompt": user_texts[c], "answer": answer})
     return pd.DataFrame(rows)
 

@@ -144,7 +144,7 @@ class ModelInfo:
 
 def _packaged_folders() -> dict[Path, str]:
     """Folder -> hub name of every packaged copy installed here (and the cached dequantised SmolLM2)."""
-    folders = {cache_dir("models") / DEQUANTISED_SMOLLM2: PACKAGED_GENERATOR}
+    folders = {(cache_dir("models") / DEQUANTISED_SMOLLM2).resolve(): PACKAGED_GENERATOR}
     for name in (DEFAULT_EMBEDDER, PACKAGED_GENERATOR):
         if packaged_path(name) is not None:
             folders[packaged_path(name).resolve()] = name

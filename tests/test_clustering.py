@@ -13,6 +13,7 @@ from helpers import clustering as cl
 
 N_CENTERS = 4
 FAST_UMAP = dict(n_epochs=200)
+COURSE_LIKE_UMAP = dict(n_neighbors=15, min_dist=0.0, metric="cosine", **FAST_UMAP)
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +31,16 @@ def hdbscan_labels(reduced, min_cluster_size=15):
     return hdbscan.HDBSCAN(min_cluster_size=min_cluster_size).fit_predict(reduced)
 
 
+def reduce(x, n_components=5, random_state=42):
+    import umap
+
+    reducer = umap.UMAP(n_components=n_components, random_state=random_state, **COURSE_LIKE_UMAP)
+    return cl.cached_fit_transform(reducer, x)
+
+
 @pytest.fixture(scope="module")
 def reduced(blobs):
-    return cl.reduce(blobs[0], n_components=5, random_state=42, **FAST_UMAP)
+    return reduce(blobs[0])
 
 
 def test_reduce_shape_and_dtype(reduced, blobs):
@@ -42,7 +50,9 @@ def test_reduce_shape_and_dtype(reduced, blobs):
 
 
 def test_reduce_same_seed_same_coordinates(blobs, reduced):
-    again = cl.reduce(blobs[0], n_components=5, random_state=42, **FAST_UMAP)
+    import umap
+
+    again = umap.UMAP(n_components=5, random_state=42, **COURSE_LIKE_UMAP).fit_transform(blobs[0])  # not from the cache
     np.testing.assert_array_equal(reduced, again)
 
 
@@ -53,24 +63,16 @@ def test_hdbscan_recovers_blobs(reduced, blobs):
 
 
 def test_same_seed_same_labels(blobs):
-    first = hdbscan_labels(cl.reduce(blobs[0], n_components=5, random_state=7, **FAST_UMAP))
-    second = hdbscan_labels(cl.reduce(blobs[0], n_components=5, random_state=7, **FAST_UMAP))
+    first = hdbscan_labels(reduce(blobs[0], random_state=7))
+    second = hdbscan_labels(reduce(blobs[0], random_state=7))
     np.testing.assert_array_equal(first, second)
-
-
-def test_reduce_small_corpus_shrinks_neighbourhood(capsys):
-    x = np.random.default_rng(0).normal(size=(12, 8))
-    out = cl.reduce(x, n_neighbors=15, n_epochs=50)
-    assert out.shape == (12, 2)
-    assert "n_neighbors is reduced from 15 to 11" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: cl.reduce(np.ones(10)), "2-D"),
-        (lambda: cl.reduce(np.full((30, 4), np.nan)), "NaN"),
-        (lambda: cl.reduce(np.ones((3, 4))), "at least"),
+        (lambda: reduce(np.ones(10)), "2-D"),
+        (lambda: reduce(np.full((30, 4), np.nan)), "NaN"),
         (lambda: cl.cached_fit_transform(__import__("umap").UMAP(random_state=1), np.empty((0, 2))), "empty"),
         (lambda: cl.stability(np.ones((5, 2)), [1], np.zeros(4)), "5 rows but reference_labels has 4"),
     ],
@@ -101,8 +103,7 @@ def test_cluster_table_rows_and_noise_last(keyword_frame):
 
 def test_stability_same_seed_gives_ari_one(blobs, reduced):
     reference = hdbscan_labels(reduced)
-    umap_params = dict(n_neighbors=15, min_dist=0.0, metric="cosine", **FAST_UMAP)  # as the fixture's reduce()
-    out = cl.stability(blobs[0], seeds=[42], reference_labels=reference, umap_params=umap_params,
+    out = cl.stability(blobs[0], seeds=[42], reference_labels=reference, umap_params=COURSE_LIKE_UMAP,
                        hdbscan_params=dict(min_cluster_size=15))
     assert list(out.columns) == ["seed", "n_clusters", "noise_share", "ari", "ari_clustered"]
     assert out.loc[0, "ari"] == pytest.approx(1.0)
@@ -163,14 +164,14 @@ def test_plot_saves_to_path(tmp_path, reduced):
     assert (tmp_path / "c.html").stat().st_size > 0
 
 
-def test_reduce_cache_returns_stored_result(blobs, tmp_path, monkeypatch):
+def test_cached_fit_transform_returns_stored_result(blobs, tmp_path, monkeypatch):
     monkeypatch.setenv("SCISCI_CACHE", str(tmp_path))
-    first = cl.reduce(blobs[0], n_components=2, random_state=3, cache=True, **FAST_UMAP)
+    first = reduce(blobs[0], n_components=2, random_state=3)
     stored = list((tmp_path / "fit_transform").glob("UMAP-*.npy"))
     assert len(stored) == 1
     np.testing.assert_array_equal(np.load(stored[0]), first)
-    np.testing.assert_array_equal(cl.reduce(blobs[0], n_components=2, random_state=3, cache=True, **FAST_UMAP), first)
-    cl.reduce(blobs[0], n_components=2, random_state=4, cache=True, **FAST_UMAP)  # another seed, another entry
+    np.testing.assert_array_equal(reduce(blobs[0], n_components=2, random_state=3), first)
+    reduce(blobs[0], n_components=2, random_state=4)  # another seed, another entry
     assert len(list((tmp_path / "fit_transform").glob("*.npy"))) == 2
 
 
@@ -181,9 +182,9 @@ def test_cached_fit_transform_shares_the_cache_of_a_umap_built_by_hand(blobs, tm
     by_hand = umap.UMAP(n_components=2, n_neighbors=15, min_dist=0.0, metric="cosine", random_state=3, **FAST_UMAP)
     first = cl.cached_fit_transform(by_hand, blobs[0])
     assert first.dtype == np.float32 and first.shape == (len(blobs[0]), 2)
-    # reduce() with the same parameters finds the stored result instead of running UMAP again
+    # another reducer with the same parameters finds the stored result instead of running UMAP again
     monkeypatch.setattr(umap.UMAP, "fit_transform", lambda *a, **k: pytest.fail("UMAP ran again"))
-    np.testing.assert_array_equal(cl.reduce(blobs[0], n_components=2, random_state=3, cache=True, **FAST_UMAP), first)
+    np.testing.assert_array_equal(reduce(blobs[0], n_components=2, random_state=3), first)
     unseeded = umap.UMAP(n_components=2, **FAST_UMAP)
     with pytest.raises(pytest.fail.Exception, match="UMAP ran again"):  # no seed: never cached, always computed
         cl.cached_fit_transform(unseeded, blobs[0])
