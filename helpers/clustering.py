@@ -27,7 +27,7 @@ from helpers.labels import ctfidf_labels, keyword_labels
 NOISE = -1
 NOISE_COLOUR = "#b0b0b0"
 # Notebook 2's settings, in one place: the notebook shows and uses them, and notebook 3 recomputes
-# its clusters with them when notebook 2 has not run (tuned on the course corpus: about 16 clusters).
+# its clusters with them when notebook 2 has not run (chosen on the course corpus).
 COURSE_SEED = 42
 COURSE_UMAP = dict(n_neighbors=15, min_dist=0.0, metric="cosine")
 COURSE_HDBSCAN = dict(min_cluster_size=20, min_samples=5, max_cluster_size=300)
