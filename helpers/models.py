@@ -122,10 +122,9 @@ def _no_progress_bars():
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What a loaded model is: its name (the hub's, also for a packaged copy), where it came from, device, dtype.
+    """A loaded model's name (the hub's, also for a packaged copy), source, device and dtype.
 
-    ``key`` names the model and its backend, for cache keys. Printed, it is the
-    ``Model: ...`` line every loader shows.
+    ``key`` adds the backend, for cache keys; printed, it is the ``Model: ...`` line every loader shows.
     """
 
     name: str
@@ -152,11 +151,7 @@ def _packaged_folders() -> dict[Path, str]:
 
 
 def model_info(model) -> ModelInfo:
-    """The ``ModelInfo`` of a SentenceTransformer or a transformers pipeline, read from the object itself.
-
-    Works on models built directly with ``SentenceTransformer(...)`` or
-    ``pipeline(...)`` too: a packaged copy is named by its hub name.
-    """
+    """What a SentenceTransformer or pipeline is, read from the object (also one built directly; packaged: hub name)."""
     core = getattr(model, "model", model)  # a pipeline holds its model; a SentenceTransformer is one
     tokenizer = getattr(model, "tokenizer", None)
     location = str(getattr(tokenizer, "name_or_path", "") or getattr(core, "name_or_path", "") or type(core).__name__)
