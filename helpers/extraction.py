@@ -217,13 +217,15 @@ def ask_articles(articles, question: str, definition: str | None = None, generat
     matters most). ``prior`` (default
     ``EVIDENCE_PRIOR``) turns the evidence score into the prior of ``combine``.
 
-    Returns one row per PDF: file, question, status ("ok"/"unreadable"), answer
-    (the model's: TRUE/FALSE/UNCLEAR, or UNPARSEABLE when its text names none;
-    None when unreadable), evidence_score (best passage's cosine similarity to
+    Returns one row per PDF: file, question, status ("ok"/"unreadable", or
+    "failed" when an endpoint gave no answer), answer (the model's:
+    TRUE/FALSE/UNCLEAR, or UNPARSEABLE when its text names none; None when
+    unreadable or failed), evidence_score (best passage's cosine similarity to
     the definition), combined and p_combined (see ``combine``), p_TRUE /
     p_FALSE / p_UNCLEAR (the model's), evidence (the quote), page, verified
-    (the quote occurs in the article), reason (why unreadable), note.
+    (the quote occurs in the article), reason (why unreadable or failed), note.
     """
+    from helpers.endpoint import Failure
     from helpers.generation import generate, make_messages, resolve_generator, score_choices
 
     question_id, question_text, definition = resolve_question(question, definition)
@@ -265,7 +267,7 @@ def ask_articles(articles, question: str, definition: str | None = None, generat
         rows[file]["evidence_score"] = float(top["similarity"].iloc[0])
         chats.append(make_messages(user.format(definition=definition, file=file, passages=evidence,
                                                question=question_text), system))
-    choices = score_choices(chats, ANSWERS, generator, batch_size=batch_size, cache=cache)
+    choices = score_choices(chats, ANSWERS, generator, batch_size=batch_size, cache=cache, errors="mark")
 
     if quote == "similarity":
         best = sentences[sentences["rank"] == 1].set_index("file")
@@ -275,14 +277,20 @@ def ask_articles(articles, question: str, definition: str | None = None, generat
         asks = [make_messages(prompts.EVIDENCE_QUOTE_USER.format(question=question_text, definition=definition,
                                                                  file=f, passages=evidence_of[f]),
                               prompts.EVIDENCE_SYSTEM) for f in readable]
-        written = generate(asks, generator, max_new_tokens=80, batch_size=batch_size, cache=cache)
-        quote_of = {f: (q.strip().strip("\"“”'"), None) for f, q in zip(readable, written)}
+        written = generate(asks, generator, max_new_tokens=80, batch_size=batch_size, cache=cache, errors="mark")
+        quote_of = {f: ("", None) if isinstance(q, Failure) else (q.strip().strip("\"“”'"), None)
+                    for f, q in zip(readable, written)}
 
     for file, (_, probs) in zip(readable, choices.iterrows()):
         row = rows[file]
-        row["answer"] = probs["choice"] if isinstance(probs["choice"], str) else UNPARSEABLE
+        failed = isinstance(probs["error"], str)
+        if failed:  # the endpoint gave no answer: the row says why, the retrieval part stays
+            row.update(status="failed", reason=f"no answer from the model: {probs['error']}")
+        row["answer"] = None if failed else probs["choice"] if isinstance(probs["choice"], str) else UNPARSEABLE
         row.update({f"p_{c}": probs[c] for c in ANSWERS})
         row["combined"], row["p_combined"] = combine(probs["TRUE"], probs["FALSE"], row["evidence_score"], prior)
+        if failed:
+            row["combined"] = None
         text, page = quote_of[file]
         found = find_quote(text, pages[pages["file"] == file])
         row.update(evidence=text, verified=found["found"], page=found["page"] if found["found"] else page)
@@ -432,8 +440,8 @@ def plot_answers(results: pd.DataFrame, title: str | None = None, path=None):
     import matplotlib.pyplot as plt
 
     column = "combined" if "combined" in results and results["combined"].notna().any() else "answer"
-    shown = results[column].where(results["status"] == "ok", "unreadable").fillna(UNPARSEABLE)
-    order = [a for a in ANSWERS + [UNPARSEABLE, "unreadable"] if a in set(shown)]
+    shown = results[column].where(results["status"] == "ok", results["status"]).fillna(UNPARSEABLE)
+    order = [a for a in ANSWERS + [UNPARSEABLE, "unreadable", "failed"] if a in set(shown)]
     counts = pd.crosstab(shown, results["question"]).reindex(order).fillna(0)
     fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(order) * max(1, counts.shape[1]) / 2, 3.5))
     counts.plot.bar(ax=ax, rot=0, width=0.8)

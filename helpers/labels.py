@@ -21,6 +21,7 @@ import pandas as pd
 from helpers import prompts
 from helpers.checks import check_labels, require_columns
 from helpers.data import parse_keywords
+from helpers.endpoint import Failure
 from helpers.generation import generate
 
 LABEL_COLUMNS = ["cluster", "method", "label", "terms"]
@@ -214,9 +215,10 @@ def label_clusters(titles_by_cluster: dict, generator=None, n_titles: int = 10, 
     titles sampled with ``seed``; all are generated greedily in batches (``generate``). The mild
     ``repetition_penalty`` keeps SmolLM2-135M from answering "ethics; ethics; ..." (without it, 5 of
     the course's 16 clusters came back unparseable; 1.5 breaks the format); None: plain greedy.
-    Columns: the labels' four, ``label`` being "UNPARSEABLE: ..." (and ``terms`` empty) when fewer
-    than ``min_n`` themes could be read; then ``parsed``, ``n_themes`` (found in the answer, before
-    the cut to ``max_n``), ``n_titles``, ``prompt`` (the last user message) and ``answer`` (raw).
+    Columns: the labels' four, ``label`` being "UNPARSEABLE: ..." (``terms`` empty) when fewer than
+    ``min_n`` themes could be read, or "FAILED: " and why when an endpoint gave no answer; then
+    ``parsed``, ``n_themes`` (found in the answer, before the cut to ``max_n``), ``n_titles``,
+    ``prompt`` (the last user message), ``answer`` (raw) and ``error`` (the failure, else None).
     """
     if not isinstance(titles_by_cluster, dict) or not titles_by_cluster:
         raise ValueError("titles_by_cluster must be a non-empty dict {cluster id: list of titles}")
@@ -230,14 +232,17 @@ def label_clusters(titles_by_cluster: dict, generator=None, n_titles: int = 10, 
     chats = [cluster_label_messages(sampled[c], system, user, examples) for c in clusters]
     user_texts = {c: chat[-1]["content"] for c, chat in zip(clusters, chats)}
     answers = generate(chats, generator, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                       repetition_penalty=repetition_penalty, cache=cache)
+                       repetition_penalty=repetition_penalty, cache=cache, errors="mark")
     rows = []
     for c, answer in zip(clusters, answers):
+        error = answer.reason if isinstance(answer, Failure) else None
+        answer = "" if error else answer
         themes = parse_themes(answer, min_n, max_n)
-        label = "; ".join(themes) if themes else "UNPARSEABLE: " + " ".join(answer.split())[:60]
+        label = ("; ".join(themes) if themes else f"FAILED: {error}" if error
+                 else "UNPARSEABLE: " + " ".join(answer.split())[:60])
         rows.append({"cluster": int(c), "method": "LLM", "label": label, "terms": themes or [],
                      "parsed": themes is not None, "n_themes": len(theme_candidates(answer)), "n_titles": len(sampled[c]),
-                     "prompt": user_texts[c], "answer": answer})
+                     "prompt": user_texts[c], "answer": answer, "error": error})
     return pd.DataFrame(rows)
 
 

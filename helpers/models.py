@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import logging
 import os
 import shutil
 import socket
@@ -22,6 +23,30 @@ from pathlib import Path
 import torch
 
 from helpers.cache import cache_dir
+
+class _OldPipelineNoise(logging.Filter):
+    """Drops two warnings that transformers < 5.23 prints at every ``pipe(..., max_new_tokens=...)``.
+
+    Those versions (Colab has 5.15) pass the pipeline's own generation config, with its
+    default ``max_length`` of 20, along with the caller's arguments, and then warn about
+    their own combination; the caller did nothing wrong and the output is the same.
+    """
+
+    NOISE = ("Passing `generation_config` together with generation-related", "Both `max_new_tokens`")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.NOISE)
+
+
+def _quiet_old_pipelines() -> None:
+    from importlib.metadata import version
+
+    major, minor = (int(part) for part in version("transformers").split(".")[:2])
+    if (major, minor) < (5, 23):
+        logging.getLogger("transformers.generation.utils").addFilter(_OldPipelineNoise())
+
+
+_quiet_old_pipelines()
 
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 PACKAGED_GENERATOR = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -361,7 +386,8 @@ def hub_access_problem(name: str) -> str | None:
         status = getattr(error.response, "status_code", None)
         if status in (401, 403):
             return f"the hub refused your Hugging Face token for {name} (HTTP {status}); check the HF_TOKEN secret."
-        raise
+    except Exception:  # noqa: BLE001 - a best-effort check: a flaky hub is left for the download to report
+        pass
     return None
 
 
@@ -418,12 +444,11 @@ def _load_pipeline(name: str, device: str):
     from transformers import pipeline
 
     with _no_progress_bars():  # a one-second load needs no progress bar
+        # BPE tokenizers: the WordPiece clean-up would delete spaces before punctuation (and < 5.23 warns at every call).
         pipe = pipeline("text-generation", model=model_location(name), dtype=get_dtype(device, name), device=device,
-                        token=hf_token())
+                        token=hf_token(), clean_up_tokenization_spaces=False)
+    pipe.tokenizer.clean_up_tokenization_spaces = False
     if pipe.tokenizer.pad_token is None:  # batches are padded; models without a pad token pad with end-of-text
         pipe.tokenizer.pad_token = pipe.tokenizer.eos_token
-    # Generators use BPE tokenizers, for which this clean-up (meant for WordPiece) deletes spaces before
-    # punctuation; some configs still switch it on, and transformers 5.15 warns at every decode.
-    pipe.tokenizer.clean_up_tokenization_spaces = False
     print(model_info(pipe))
     return pipe

@@ -8,6 +8,7 @@ the executed copy goes to ``outputs/`` (the committed notebook stays clean).
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -67,13 +68,16 @@ def _print_cell(name: str, notebook: nbformat.NotebookNode):
 
 
 def library_warnings(notebook: nbformat.NotebookNode) -> list[str]:
-    """The warning lines that library code wrote to stderr in an executed notebook ("cell i: text")."""
+    """The warnings that libraries wrote to stderr in an executed notebook, as ``"cell i: text"``.
+
+    A warning is a line that says so, or one from a library logger such as ``[transformers] ...``.
+    """
     found = []
     for i, cell in enumerate(notebook.cells):
         for output in cell.get("outputs", []):
             if output.output_type == "stream" and output.name == "stderr":
-                found += [f"cell {i}: {line.strip()}" for line in output.text.splitlines()
-                          if "warn" in line.lower() and line.strip()]
+                found += [f"cell {i}: {line.strip()[:300]}" for line in output.text.splitlines()
+                          if re.search(r"warn|deprecat|^\s*\[[\w.-]+\] ", line, flags=re.IGNORECASE)]
     return found
 
 
