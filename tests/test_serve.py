@@ -18,7 +18,8 @@ pytest.importorskip("uvicorn", reason="transformers serve needs its serving extr
 from helpers.cache import cache_dir  # noqa: E402
 from helpers.endpoint import Endpoint  # noqa: E402
 from helpers.extraction import ANSWERS, UNPARSEABLE, ask_articles  # noqa: E402
-from helpers.generation import _first_choice_in, generate, label_clusters  # noqa: E402
+from helpers.generation import _first_choice_in, generate  # noqa: E402
+from helpers.labels import label_clusters  # noqa: E402
 from scale.serve import packaged_model_folder, transformers_server  # noqa: E402
 
 
