@@ -119,8 +119,8 @@ def rank_passages(passages: pd.DataFrame, query: str, k: int = 3, model=DEFAULT_
     """The ``k`` passages of each file most similar to ``query`` (a question or a definition).
 
     ``passages`` is the frame from ``pdfs.split_passages`` (one or many files).
-    Returns those rows with ``similarity`` (cosine, -1..1) and ``rank``
-    (1 = most similar), best first within each file.
+    Returns those rows with ``similarity`` (cosine, -1..1), ``vector`` (the
+    passage's embedding) and ``rank`` (1 = most similar), best first within each file.
     """
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a whole number >= 1; got {k!r}")
@@ -128,8 +128,10 @@ def rank_passages(passages: pd.DataFrame, query: str, k: int = 3, model=DEFAULT_
     if missing:
         raise ValueError(f"passages lacks column(s) {missing}; pass the frame from split_passages")
     if passages.empty:
-        return passages.assign(similarity=pd.Series(dtype=float), rank=pd.Series(dtype=int))
-    ranked = passages.assign(similarity=embed_texts(passages["text"], model) @ embed_texts([query], model)[0])
+        return passages.assign(similarity=pd.Series(dtype=float), vector=pd.Series(dtype=object),
+                               rank=pd.Series(dtype=int))
+    vectors = embed_texts(passages["text"], model)
+    ranked = passages.assign(similarity=vectors @ embed_texts([query], model)[0], vector=list(vectors))
     ranked = ranked.sort_values(["file", "similarity"], ascending=[True, False], kind="stable")
     ranked = ranked.groupby("file", sort=False).head(k)
     ranked["rank"] = ranked.groupby("file", sort=False).cumcount() + 1
@@ -163,7 +165,6 @@ def find_evidence(pages: pd.DataFrame, definition: str, k: int = 3, n_sentences:
     top = rank_passages(passages, definition, k=k, model=embedder)
     if top.empty:
         return pd.DataFrame(columns=["file", "evidence_score", "evidence", "quote", "page", "vector", "note"])
-    vectors = embed_texts(top["text"], embedder)
     sentences = pd.DataFrame([{"file": p.file, "page": int(p.page), "sentence": s}
                               for p in top.itertuples() for s in split_sentences(p.text)],
                              columns=["file", "page", "sentence"]).drop_duplicates(["file", "sentence"])
@@ -178,7 +179,7 @@ def find_evidence(pages: pd.DataFrame, definition: str, k: int = 3, n_sentences:
         evidence, was_cut = truncate_words(
             "\n".join(f"- [page {c.page}] {c.sentence}" for c in chosen.sort_values("page", kind="stable").itertuples()),
             max_evidence_words)
-        vector = vectors[passages_of.index].mean(axis=0)
+        vector = np.stack(passages_of["vector"]).mean(axis=0)
         rows.append({"file": file, "evidence_score": float(passages_of["similarity"].iloc[0]), "evidence": evidence,
                      "quote": chosen.iloc[0]["sentence"], "page": int(chosen.iloc[0]["page"]),
                      "vector": vector / np.linalg.norm(vector),
@@ -255,6 +256,12 @@ def _logit(p):
     return np.log(p / (1 - p))
 
 
+def _model_log_odds(p_true, p_false) -> np.ndarray:
+    """log(p_true / p_false), 0 where the model gave no probabilities; an endpoint's 1/0 stays finite."""
+    ratio = np.log(np.clip(np.asarray(p_true, dtype=float), 1e-6, 1) / np.clip(np.asarray(p_false, dtype=float), 1e-6, 1))
+    return np.where(np.isfinite(ratio), ratio, 0.0)
+
+
 def combine(p_evidence, p_true, p_false, llm_weight: float) -> tuple[np.ndarray, np.ndarray]:
     """Step 5: the evidence's P(TRUE) updated by the model's odds: (answers TRUE/FALSE, P(TRUE)), each ``(n,)``.
 
@@ -263,8 +270,7 @@ def combine(p_evidence, p_true, p_false, llm_weight: float) -> tuple[np.ndarray,
     the evidence as the prior, so a confident model overrules weak evidence.
     Where the model gave no probabilities (NaN), the evidence decides alone.
     """
-    llm = np.log(np.asarray(p_true, dtype=float) / np.asarray(p_false, dtype=float))
-    score = _logit(p_evidence) + llm_weight * np.where(np.isfinite(llm), llm, 0.0)
+    score = _logit(p_evidence) + llm_weight * _model_log_odds(p_true, p_false)
     posterior = 1 / (1 + np.exp(-score))
     return np.where(posterior >= 0.5, "TRUE", "FALSE"), posterior
 
@@ -272,7 +278,8 @@ def combine(p_evidence, p_true, p_false, llm_weight: float) -> tuple[np.ndarray,
 def _classifier():
     from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000)
+    # C chosen by 5-fold cross-validation on the tuning part among 0.1-10 (best for both course questions).
+    return LogisticRegression(C=10.0, class_weight="balanced", max_iter=2000)
 
 
 def fit_judge(evidence: pd.DataFrame, truth, question: str, choices: pd.DataFrame | None = None) -> Judge:
@@ -299,8 +306,7 @@ def fit_judge(evidence: pd.DataFrame, truth, question: str, choices: pd.DataFram
     if choices is not None:
         folds = min(5, n_true, n_false)
         logit_cv = cross_val_predict(_classifier(), x, truth, cv=folds, method="decision_function")
-        llm = np.log(choices["TRUE"].to_numpy(float) / choices["FALSE"].to_numpy(float))
-        llm = np.where(np.isfinite(llm), llm, 0.0)
+        llm = _model_log_odds(choices["TRUE"], choices["FALSE"])
         # The weight that gets most tuning examples right (ties: the smallest), among a few candidates.
         candidates = [0.0, 0.25, 0.5, 1.0, 2.0]
         right = [((logit_cv + w * llm >= 0) == truth).sum() for w in candidates]
@@ -513,13 +519,14 @@ def ask_articles(articles, question: str, definition: str | None = None, generat
     elif judge is None and question_id in KEYWORD_TERMS and definition == prompts.EXTRACTION_QUESTIONS[question_id][
             "definition"]:
         judge = course_judge(question_id, generator, embedder)
+    answer = choices["choice"].fillna(UNPARSEABLE)
     if judge is not None:
         p_evidence = judge.p_evidence(evidence)
         combined, p_combined = combine(p_evidence, choices["TRUE"], choices["FALSE"], judge.llm_weight)
-    else:
-        p_evidence, combined, p_combined = np.nan, choices["choice"].where(choices["choice"] != "UNCLEAR", "FALSE"), np.nan
+    else:  # nothing to combine with: the model's answer, UNCLEAR counted as FALSE
+        p_evidence, combined, p_combined = np.nan, answer.replace("UNCLEAR", "FALSE").to_numpy(), np.nan
 
-    result = evidence.assign(answer=choices["choice"].fillna(UNPARSEABLE).to_numpy(), combined=combined,
+    result = evidence.assign(answer=answer.to_numpy(), combined=combined,
                              p_combined=p_combined, p_evidence=p_evidence,
                              **{f"p_{c}": choices[c].to_numpy() for c in ANSWERS})
     result["note"] = [n + ("; " if n else "") + "evidence quote not found in the article" if q and not v else n
