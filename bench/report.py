@@ -185,6 +185,51 @@ def write_results(stored: dict) -> None:
                             f"{ours['index_median_ms']:.2f} ms in the index",
                             ours["median_ms"] < 5))
 
+    if "ray_embed" in stages:
+        st = stages["ray_embed"]
+        v = st["variants"]
+        agree = st.get("agreement", {})
+        lines += ["## Embedding with Ray Data (scale/embed_corpus.py) beside `embed_texts`, same run", "",
+                  _when(st) + " Ray's time runs from reading the Parquet records to the written vectors, its actors "
+                  "starting and loading the model included (`ray.init` itself, a few seconds, is not: a real "
+                  "cluster is up before the job); CPU seconds are not comparable (Ray works in other processes). "
+                  "*Italic*: extrapolated, not measured.", ""]
+        cols = [("settings", lambda r: r.get("settings", "")), ("records", lambda r: _f(r.get("n"), 0)),
+                ("records/s", lambda r: _f(r.get("docs_per_s"))), ("wall s", lambda r: _f(r.get("seconds"))),
+                ("ratio to embed_texts", lambda r: "-"), ("min / mean cosine to embed_texts", lambda r: "-"),
+                ("peak MiB (driver)", lambda r: _f(r.get("peak_mib"), 0))]
+        rows = _table(st, cols)
+        for i, (name, r) in enumerate(v.items()):
+            size = name.partition("@")[2]
+            base = v.get("embed_texts" + (f"@{size}" if size else ""), {})
+            ratio = _ratio(r.get("docs_per_s"), base.get("docs_per_s")) if "error" not in r else "-"
+            a = agree.get(name)
+            cos = f"{a['min_cosine']:.5f} / {a['mean_cosine']:.5f}" if a else "-"
+            row = rows[2 + i].replace(" | - | - | ", f" | {ratio} | {cos} | ", 1)
+            if r.get("measured") is False:
+                row = "| " + " | ".join(f"*{c.strip()}*" if c.strip() not in ("", "-") else c.strip()
+                                        for c in row.strip("|").split("|")) + " |"
+            rows[2 + i] = row
+        lines += rows + [""]
+        lines += [f"- {name}: {r['note']}" for name, r in v.items() if r.get("note")] + [""]
+
+    if "endpoint" in stages:
+        st = stages["endpoint"]
+        v = st["variants"]
+        base = v.get("local", {})
+        first = v.get("conc:1", {})
+        lines += [f"## LLM work through an OpenAI-compatible server ({base.get('n', '?')} cluster-label prompts, "
+                  "packaged SmolLM2-135M on the CPU, greedy, 32 new tokens)", "",
+                  _when(st) + " `conc:K` sends the prompts to a live `transformers serve` (scale/serve.py) with "
+                  "at most K requests in flight; `local` is `label_clusters` on the in-process pipeline.", ""]
+        cols = [("settings", lambda r: r.get("settings", "")), ("prompts/s", lambda r: _f(r.get("prompts_per_s"), 3)),
+                ("wall s", lambda r: _f(r.get("seconds"))),
+                ("ratio to local", lambda r: _ratio(r.get("prompts_per_s"), base.get("prompts_per_s"))),
+                ("ratio to concurrency 1", lambda r: _ratio(r.get("prompts_per_s"), first.get("prompts_per_s"))),
+                ("same answers as local", lambda r: f"{sum(a == b for a, b in zip(r.get('answers', []), base.get('answers', [])))}/{len(base.get('answers', []))}"),
+                ("failed", lambda r: str(r.get("failed", "-")))]
+        lines += _table(st, cols) + [""]
+
     def one_run_section(stage: str, variant: str, title: str, bullets, target) -> None:
         """A stage with one variant: a heading, bullet lines and one target row (or the error)."""
         if stage not in stages:

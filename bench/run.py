@@ -34,13 +34,14 @@ REPO = BENCH.parent
 sys.path.insert(0, str(REPO))
 RESULTS_JSON = BENCH / "results.json"
 SCALING_CSV = BENCH / "scaling.csv"
-STAGES = ("embed", "cluster", "label", "extract", "search", "load", "notebook2")
+STAGES = ("embed", "cluster", "label", "extract", "search", "load", "notebook2", "ray_embed", "endpoint")
 SCALING_STAGES = ("embed", "reduce", "reduce_pca50", "cluster", "keywords", "search")
 MARK = "BENCH_JSON "
 SEED = 42
 # Notebook 2's settings, so "ours" is what the course runs.
 UMAP_PARAMS = dict(n_neighbors=15, min_dist=0.0, metric="cosine")
 HDBSCAN_PARAMS = dict(min_cluster_size=20, min_samples=5, max_cluster_size=300)
+RESAMPLED = 10_000  # the ray_embed stage's second size (resampled records)
 
 
 # --------------------------------------------------------------------------- measuring (inside a job process)
@@ -494,8 +495,103 @@ def job_scale(stage: str, n: int) -> dict:
     return result
 
 
+def job_ray_embed(variant: str, n: int | None, out: str) -> dict:
+    """Embed records with ``embed_texts`` in this process, or with Ray Data over ``ray:K`` actors (scale/embed_corpus.py).
+
+    ``variant`` is ``embed_texts``, ``ray:1`` or ``ray:2``, with ``@N`` for N
+    resampled records (else the course abstracts). Ray gets a local cluster of
+    K actors x (cores / K) threads; its time runs from reading the Parquet
+    records to the written vectors (actors starting and loading the model
+    included), not ``ray.init`` (a real cluster is up before the job).
+    """
+    import numpy as np
+    import pandas as pd
+
+    kind, _, size = variant.partition("@")
+    texts = resample_corpus(n or int(size))["text"].tolist() if size else course_texts(n)
+    info = device_and_threads()
+    cores = os.cpu_count() or 1
+    if kind == "embed_texts":
+        from helpers.embeddings import embed_texts
+        from helpers.models import load_embedder
+
+        _, load_s, _ = timed(load_embedder)
+        vectors, wall, cpu = timed(embed_texts, texts, cache=False)
+        settings, extra = f"embed_texts(texts) in one process, {info['torch_threads']} torch threads", {"load_seconds": load_s}
+    else:
+        import ray
+
+        from scale.embed_corpus import embed_corpus, load_vectors
+
+        actors = int(kind.partition(":")[2])
+        threads = max(1, cores // actors)
+        records = pd.DataFrame({"id": np.arange(len(texts)), "text": texts})
+        source, destination = Path(out).with_suffix(".records.parquet"), Path(out).with_suffix(".vectors")
+        records.to_parquet(source)
+        (_, init_s, _) = timed(ray.init, num_cpus=actors * threads + 1, include_dashboard=False, log_to_driver=False,
+                               configure_logging=False, object_store_memory=256 * 2**20)
+        try:
+            summary, wall, cpu = timed(embed_corpus, source, destination, actors=actors, cpus_per_actor=threads,
+                                       batch_size=128)
+        finally:
+            ray.shutdown()
+        vectors = load_vectors(destination, records["id"])
+        settings = (f"scale/embed_corpus.py: Ray Data map_batches over {actors} actor(s) x {threads} thread(s), "
+                    "batches of 128 records, Parquet in and out")
+        extra = {"ray_init_seconds": init_s, "actors": actors, "threads_per_actor": threads}
+        cpu = None  # the work runs in Ray's worker processes, not this one
+    np.save(out, vectors.astype(np.float32))
+    return {"n": len(texts), "seconds": wall, "cpu_seconds": cpu, "docs_per_s": len(texts) / wall,
+            "settings": settings, "peak_mib": peak_mib(), **info, **extra}
+
+
+def job_endpoint(variant: str, n: int | None) -> dict:
+    """Cluster-label prompts through a live ``transformers serve`` at concurrency K (``conc:K``), or ``local`` batches.
+
+    The chats are ``label_clusters``' (system prompt, worked examples, 10 sampled
+    titles of a random group of course records; greedy, 32 new tokens, the
+    course's repetition penalty). The server runs the packaged SmolLM2 on the
+    CPU, started by this job and warmed with one request first; the time is
+    of the requests only.
+    """
+    import numpy as np
+
+    from helpers.data import load_corpus
+    from helpers.endpoint import Endpoint
+    from helpers.generation import label_clusters
+    from helpers.models import load_generator
+    from scale.serve import packaged_model_folder, transformers_server
+
+    k = n or 8
+    corpus = load_corpus("course")
+    groups = np.random.default_rng(SEED).integers(0, k, len(corpus))
+    titles = corpus.groupby(groups)["title"].apply(list).to_dict()
+    info = device_and_threads()
+
+    def run(generator):
+        table = label_clusters(titles, generator, n_titles=10, seed=0, max_new_tokens=32, cache=False)
+        return table["answer"].tolist(), table["error"].notna().sum()
+
+    if variant == "local":
+        pipe = load_generator()
+        (answers, failed), wall, cpu = timed(run, pipe)
+        settings = "label_clusters(generator=local pipeline), left-padded batches of 8, in this process"
+    else:
+        concurrency = int(variant.partition(":")[2])
+        folder = packaged_model_folder()
+        with transformers_server(folder, device="cpu", log_path=BENCH_TMP / f"serve-{concurrency}.log") as url:
+            endpoint = Endpoint(url, str(folder), server="transformers", concurrency=concurrency, timeout=600, retries=1)
+            label_clusters({0: titles[0]}, endpoint, n_titles=10, seed=1, cache=False)  # warm-up
+            (answers, failed), wall, cpu = timed(run, endpoint)
+        settings = f"label_clusters(generator=Endpoint(transformers serve, concurrency={concurrency}))"
+        cpu = None  # generation runs in the server's process
+    return {"n": len(titles), "seconds": wall, "cpu_seconds": cpu, "prompts_per_s": len(titles) / wall,
+            "failed": int(failed), "answers": answers, "settings": settings, "peak_mib": peak_mib(), **info}
+
+
 JOBS = {"embed": job_embed, "cluster": job_cluster, "label": job_label, "extract": job_extract,
-        "search": job_search, "load": job_load, "notebook2": job_notebook2}
+        "search": job_search, "load": job_load, "notebook2": job_notebook2, "ray_embed": job_ray_embed,
+        "endpoint": job_endpoint}
 BENCH_TMP = Path(os.environ.get("SCISCI_BENCH_TMP", tempfile.gettempdir()))
 
 
@@ -564,14 +660,16 @@ def stage_variants(stage: str, device: str) -> list[str]:
         "search": ["baseline", "ours:hybrid", "ours:dense"],
         "load": ["fresh"],
         "notebook2": ["cold-warm"],
+        "ray_embed": [f"{kind}{size}" for size in ("", f"@{RESAMPLED}") for kind in ("embed_texts", "ray:1", "ray:2")],
+        "endpoint": ["local", "conc:1", "conc:4", "conc:8"],
     }[stage]
 
 
-def run_stages(stages: list[str], quick: bool, env: dict, tmp: Path) -> dict:
+def run_stages(stages: list[str], quick: bool, env: dict, tmp: Path, budget_s: float | None = None) -> dict:
     from helpers.models import get_device
 
     device = get_device()
-    size = {"embed": 64, "cluster": 300, "label": 3, "extract": 3, "search": 400}
+    size = {"embed": 64, "cluster": 300, "label": 3, "extract": 3, "search": 400, "ray_embed": 64, "endpoint": 3}
     results = {}
     for stage in stages:
         print(f"[{time.strftime('%H:%M:%S')}] stage {stage} (load {os.getloadavg()[0]:.2f})", flush=True)
@@ -579,13 +677,20 @@ def run_stages(stages: list[str], quick: bool, env: dict, tmp: Path) -> dict:
         stage_results, load = {}, os.getloadavg()
         for variant in stage_variants(stage, device):
             args = [stage, variant, str(n or 0)]
-            if stage == "embed":
-                args.append(str(tmp / f"embed-{variant.replace(':', '-')}.npy"))
+            if stage in ("embed", "ray_embed"):
+                args.append(str(tmp / f"{stage}-{variant.replace(':', '-')}.npy"))
+            estimate = _variant_estimate(stage, variant, stage_results, budget_s, n)
+            if estimate:
+                stage_results[variant] = estimate
+                print(f"  {variant}: {estimate['note']}", flush=True)
+                continue
             stage_results[variant] = run_job(args, env, timeout=3600)
         results[stage] = {"variants": stage_results, "loadavg_start": load, "loadavg_end": os.getloadavg(), "quick": quick,
                           "at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
         if stage == "embed":
             results[stage]["agreement"] = embed_agreement(tmp, stage_results)
+        if stage == "ray_embed":
+            results[stage]["agreement"] = embed_agreement(tmp, stage_results, stage)
         _store_stage(stage, results[stage])  # kept even if a later stage is interrupted
     return results
 
@@ -596,19 +701,39 @@ def _store_stage(stage: str, result: dict) -> None:
     RESULTS_JSON.write_text(json.dumps(stored, indent=1, default=float))
 
 
-def embed_agreement(tmp: Path, variants: dict) -> dict:
-    """Per-record cosine between each variant's vectors and the baseline's: min and mean."""
+def embed_agreement(tmp: Path, variants: dict, stage: str = "embed") -> dict:
+    """Per-record cosine between each variant's vectors and the baseline's (of the same size): min and mean."""
     import numpy as np
 
-    base = np.load(tmp / "embed-baseline.npy")
     out = {}
     for variant in variants:
-        path = tmp / f"embed-{variant.replace(':', '-')}.npy"
-        if variant != "baseline" and path.is_file():
-            cos = (np.load(path) * base).sum(axis=1)
+        size = variant.partition("@")[2]
+        baseline = ("embed_texts" + (f"@{size}" if size else "")) if stage == "ray_embed" else "baseline"
+        path, base_path = (tmp / f"{stage}-{v.replace(':', '-')}.npy" for v in (variant, baseline))
+        if variant != baseline and path.is_file() and base_path.is_file():
+            cos = (np.load(path) * np.load(base_path)).sum(axis=1)
             out[variant] = {"min_cosine": float(cos.min()), "mean_cosine": float(cos.mean()),
                             "below_0.99": int((cos < 0.99).sum())}
     return out
+
+
+def _variant_estimate(stage: str, variant: str, done: dict, budget_s: float | None, n: int | None = None) -> dict | None:
+    """A ray_embed variant at the resampled size whose time, linear from its course-size run, exceeds ``budget_s``.
+
+    Returns the extrapolated result (marked ``measured: False``), or None: measure it.
+    """
+    kind, _, size = variant.partition("@")
+    small = done.get(kind, {})
+    if stage != "ray_embed" or not size or budget_s is None or not small.get("docs_per_s"):
+        return None
+    n = n or int(size)  # --quick: the small size
+    seconds = n / small["docs_per_s"]
+    if seconds <= budget_s:
+        return None
+    return {"n": n, "seconds": seconds, "docs_per_s": small["docs_per_s"], "measured": False,
+            "settings": small.get("settings", ""),
+            "note": f"extrapolated linearly from {small['n']:,} records: would take ~{seconds / 60:.0f} min, "
+                    f"over the --budget of {budget_s / 60:.0f} min"}
 
 
 def _estimate(done: list[dict], n: int) -> tuple[float, str] | None:
@@ -708,7 +833,8 @@ def main(argv=None) -> None:
     parser.add_argument("--sizes", default="1000,10000,100000", help="record counts for --scaling")
     parser.add_argument("--scaling-stages", default=",".join(SCALING_STAGES))
     parser.add_argument("--budget", type=float, default=900,
-                        help="seconds; a scaling stage estimated to take longer at a size is extrapolated, and marked so")
+                        help="seconds; a scaling stage (or a ray_embed variant at 10,000 records) estimated to take "
+                             "longer at a size is extrapolated, and marked so")
     parser.add_argument("--resume", action="store_true", help="--scaling: keep the measured rows of bench/scaling.csv")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads per job (OMP_NUM_THREADS); default all cores. On a machine shared with "
@@ -772,7 +898,7 @@ def main(argv=None) -> None:
             if unknown:
                 parser.error(f"unknown stage(s) {sorted(unknown)}; choose from {', '.join(STAGES)}")
             load_start = os.getloadavg()
-            results = run_stages(stages, args.quick, env, tmp)
+            results = run_stages(stages, args.quick, env, tmp, args.budget)
             stored = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.is_file() else {}
             stored.setdefault("stages", {}).update(results)
             runs = stored.setdefault("runs", [])

@@ -11,16 +11,16 @@ import csv
 import io
 import os
 import re
-import shutil
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 
 from helpers.cache import REPO_ROOT, sha256_file
 
-COURSE_URL = "https://raw.githubusercontent.com/Zak-Hussain/LLM4SciSci/main/"
+# The course's public repository at a fixed commit (its files match course_data.sha256),
+# so an edit upstream can never break the checksums for learners.
+COURSE_COMMIT = "c0b88a1a01f74654e70278ead71547e5dc885655"
+COURSE_URL = f"https://raw.githubusercontent.com/Zak-Hussain/LLM4SciSci/{COURSE_COMMIT}/"
 COURSE_CSV = "science_of_science.csv"
 ARTICLES_FOLDER = "SciSci_articles"
 # Listed by the course but absent from the data mirror, so no checksum is on record.
@@ -93,15 +93,11 @@ def fetch_file(name: str, expected_sha256: str | None, url: str | None = None) -
             corrupt = error  # re-download below; the bad copy is replaced only by a verified one
     else:
         corrupt = None
-    # Download next to the target and verify before replacing, so a failed or
-    # wrong download never destroys a file.
-    part = cached.with_name(cached.name + ".part")
-    part.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(part, "wb") as out:
-            shutil.copyfileobj(response, out)
-    except (urllib.error.URLError, OSError) as error:
-        part.unlink(missing_ok=True)
+        _download(url, cached, expected_sha256)
+    except ValueError as error:
+        raise ValueError(f"{name}: checksum mismatch: the download from {url} is not the expected file ({error}).") from None
+    except OSError as error:  # requests' errors are OSErrors too
         if corrupt:
             raise ValueError(f"{corrupt} Re-downloading failed too ({error}).") from None
         raise FileNotFoundError(
@@ -109,13 +105,20 @@ def fetch_file(name: str, expected_sha256: str | None, url: str | None = None) -
             "Point SCISCI_DATA_DIR at a folder that holds the course data "
             f"(e.g. `export SCISCI_DATA_DIR=../shared/data`) or place the file at {cached}."
         ) from None
-    try:
-        _verify(part, expected_sha256, hint=f"The download from {url} is not the expected file.")
-    except ValueError:
-        part.unlink()
-        raise
-    part.replace(cached)
     return cached
+
+
+def _download(url: str, target: Path, expected_sha256: str | None) -> None:
+    """Download ``url`` to ``target`` with pooch: retried, with a progress bar, verified before it replaces anything."""
+    import pooch
+
+    pooch.get_logger().setLevel("WARNING")  # pooch announces every download; the progress bar says enough
+    base, name = url.rsplit("/", 1)
+    known = f"sha256:{expected_sha256}" if expected_sha256 else None
+    fetcher = pooch.create(path=target.parent, base_url=base + "/", registry={name: known}, retry_if_failed=2)
+    downloaded = Path(fetcher.fetch(name, progressbar=True))
+    if downloaded != target:
+        downloaded.replace(target)
 
 
 def _verify(path: Path, expected_sha256: str | None, hint: str = "") -> None:

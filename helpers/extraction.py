@@ -460,7 +460,8 @@ def course_judge(question: str, generator=None, embedder=DEFAULT_EMBEDDER) -> Ju
     tuning = tuning.set_index("file").loc[evidence["file"]]
     choices = None
     if generator is not False:
-        choices = score_choices(build_prompts(evidence, question), ANSWERS, resolve_generator(generator))
+        # errors="mark": an endpoint that fails gives no probabilities, and the model then earns no weight.
+        choices = score_choices(build_prompts(evidence, question), ANSWERS, resolve_generator(generator), errors="mark")
     return fit_judge(evidence, tuning["label"] == "TRUE", question, choices)
 
 
@@ -482,12 +483,15 @@ def ask_articles(articles, question: str, definition: str | None = None, generat
     model write the quote instead of taking the most similar sentence.
     Other arguments as in the step functions.
 
-    Returns one row per PDF: file, question, status ("ok"/"unreadable"), answer
-    (the model's: TRUE/FALSE/UNCLEAR; None when unreadable), combined and
+    Returns one row per PDF: file, question, status ("ok"/"unreadable", or
+    "failed" when an endpoint gave no answer), answer (the model's:
+    TRUE/FALSE/UNCLEAR, or UNPARSEABLE when its text names none; None when
+    unreadable or failed), combined and
     p_combined (step 5), p_evidence (the judge's P(TRUE) from the evidence
     alone), evidence_score, p_TRUE / p_FALSE / p_UNCLEAR (the model's), evidence
-    (the quote), page, verified, reason (why unreadable), note.
+    (the quote), page, verified, reason (why unreadable or failed), note.
     """
+    from helpers.endpoint import Failure
     from helpers.generation import generate, make_messages, resolve_generator, score_choices
 
     question_id, question_text, definition = resolve_question(question, definition)
@@ -505,13 +509,13 @@ def ask_articles(articles, question: str, definition: str | None = None, generat
 
     generator = resolve_generator(generator)
     prompts_ = build_prompts(evidence, question_text, definition, system, user)
-    choices = score_choices(prompts_, ANSWERS, generator, batch_size=batch_size, cache=cache)
+    choices = score_choices(prompts_, ANSWERS, generator, batch_size=batch_size, cache=cache, errors="mark")
     if quote == "model":
         asks = [make_messages(prompts.EVIDENCE_QUOTE_USER.format(question=question_text, definition=definition,
                                                                  file=e.file, passages=e.evidence),
                               prompts.EVIDENCE_SYSTEM) for e in evidence.itertuples()]
-        written = generate(asks, generator, max_new_tokens=80, batch_size=batch_size, cache=cache)
-        evidence = evidence.assign(quote=[w.strip().strip("\"“”'") for w in written])
+        written = generate(asks, generator, max_new_tokens=80, batch_size=batch_size, cache=cache, errors="mark")
+        evidence = evidence.assign(quote=["" if isinstance(w, Failure) else w.strip().strip("\"“”'") for w in written])
     evidence = verify_quotes(evidence, pages)
 
     if judge is None and labels is not None:
@@ -533,6 +537,13 @@ def ask_articles(articles, question: str, definition: str | None = None, generat
                       for n, q, v in zip(result["note"], result["quote"], result["verified"])]
     result = result.drop(columns="evidence").rename(columns={"quote": "evidence"})
     out = out.merge(result, on="file", how="left")
+    why = out["file"].map(dict(zip(evidence["file"], choices["error"])))
+    failed = why.notna()  # an endpoint gave no answer: the row says why, the retrieval part stays
+    out.loc[failed, "status"] = "failed"
+    out.loc[failed, "reason"] = "no answer from the model: " + why[failed]
+    for column in ("answer", "combined"):  # None, not NaN, as for unreadable rows
+        out[column] = pd.Series([None if f or not isinstance(v, str) else v for f, v in zip(failed, out[column])],
+                                index=out.index, dtype=object)
     return out.reindex(columns=RESULT_COLUMNS).astype({"page": "Int64", "evidence_score": float})
 
 
@@ -571,8 +582,8 @@ def plot_answers(results: pd.DataFrame, title: str | None = None, path=None):
     import matplotlib.pyplot as plt
 
     column = "combined" if "combined" in results and results["combined"].notna().any() else "answer"
-    shown = results[column].where(results["status"] == "ok", "unreadable").fillna(UNPARSEABLE)
-    order = [a for a in ANSWERS + [UNPARSEABLE, "unreadable"] if a in set(shown)]
+    shown = results[column].where(results["status"] == "ok", results["status"]).fillna(UNPARSEABLE)
+    order = [a for a in ANSWERS + [UNPARSEABLE, "unreadable", "failed"] if a in set(shown)]
     counts = pd.crosstab(shown, results["question"]).reindex(order).fillna(0)
     fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(order) * max(1, counts.shape[1]) / 2, 3.5))
     counts.plot.bar(ax=ax, rot=0, width=0.8)

@@ -5,13 +5,15 @@ Two backends, chosen by the environment and printed at every call:
 * local transformers (default): the model from ``helpers.models.load_generator``
   (offline: the packaged SmolLM2-135M-Instruct). Chats are generated in batches,
   left-padded, one ``model.generate`` per batch.
-* any OpenAI-compatible chat endpoint (a local vLLM or Ollama server, Hugging
-  Face's inference router): set ``SCISCI_LLM_BASE_URL`` (e.g.
-  ``http://localhost:11434/v1``) and ``SCISCI_LLM_MODEL``; the token comes from
-  ``SCISCI_LLM_API_KEY`` or ``HF_TOKEN``.
+* any OpenAI-compatible chat endpoint (vLLM, ``transformers serve``, Ollama,
+  Hugging Face's inference router): set ``SCISCI_LLM_BASE_URL`` (e.g.
+  ``http://127.0.0.1:8000/v1``) and ``SCISCI_LLM_MODEL``, or pass an
+  ``helpers.endpoint.Endpoint``. Requests go out concurrently, with retries;
+  see ``helpers.endpoint``.
 
 Every answer is cached on disk (``cache_dir("generations")``), keyed by model,
-messages and generation settings: a re-run is instant, a changed prompt is recomputed.
+messages and generation settings, for both backends: a re-run is instant, a
+changed prompt is recomputed, and a failed request is retried on the next run.
 
 Typical use::
 
@@ -23,20 +25,14 @@ Typical use::
 from __future__ import annotations
 
 import json
-import os
 import re
-import urllib.error
-import urllib.request
 
 import numpy as np
 import pandas as pd
 
 from helpers import prompts
 from helpers.cache import cache_dir, content_hash
-
-ENV_BASE_URL = "SCISCI_LLM_BASE_URL"
-ENV_MODEL = "SCISCI_LLM_MODEL"
-ENV_API_KEY = "SCISCI_LLM_API_KEY"
+from helpers.endpoint import Endpoint, Failure
 
 
 # --------------------------------------------------------------------------- messages and backends
@@ -63,52 +59,34 @@ def _check_chats(messages_list) -> list[list[dict]]:
     return chats
 
 
-def endpoint_settings() -> dict | None:
-    """The OpenAI-compatible endpoint from the environment (base URL, model, token), or None."""
-    base = os.environ.get(ENV_BASE_URL, "").strip()
-    if not base:
-        return None
-    model = os.environ.get(ENV_MODEL, "").strip()
-    if not model:
-        raise RuntimeError(f"{ENV_BASE_URL} is set ({base}) but {ENV_MODEL} is not; set it to the model the endpoint serves")
-    from helpers.models import hf_token
-
-    token = os.environ.get(ENV_API_KEY) or hf_token()
-    return {"base_url": base.rstrip("/"), "model": model, "token": token}
-
-
 def resolve_generator(generator=None):
-    """What generates: a loaded pipeline, an endpoint dict, or (None) the environment's choice.
+    """What generates: a loaded pipeline, an ``Endpoint``, or (None) the environment's choice.
 
     ``generator`` may be a pipeline from ``load_generator``, a model name (loaded
-    with ``load_generator``), or None: the endpoint when ``SCISCI_LLM_BASE_URL``
-    is set, else ``load_generator()``.
+    with ``load_generator``), an ``helpers.endpoint.Endpoint``, or None: the
+    endpoint when ``SCISCI_LLM_BASE_URL`` is set, else ``load_generator()``.
     """
     if generator is None:
-        endpoint = endpoint_settings()
+        endpoint = Endpoint.from_env()
         if endpoint is not None:
             return endpoint
     if generator is None or isinstance(generator, str):
         from helpers.models import load_generator
 
         return load_generator(generator)
-    if isinstance(generator, dict) or (hasattr(generator, "model") and hasattr(generator, "tokenizer")):
+    if isinstance(generator, Endpoint) or (hasattr(generator, "model") and hasattr(generator, "tokenizer")):
         return generator
-    raise TypeError(f"generator must be a pipeline from load_generator, a model name or None; got {type(generator).__name__}")
+    raise TypeError("generator must be a pipeline from load_generator, a model name, an Endpoint or None; "
+                    f"got {type(generator).__name__}")
 
 
-def _backend_name(generator) -> str:
-    if isinstance(generator, dict):
-        return f"{generator['base_url']}|{generator['model']}"
+def _backend(generator) -> tuple[str, str]:
+    """(name the cache keys use, description printed at each call) of a resolved generator."""
+    if isinstance(generator, Endpoint):
+        return generator.name, generator.describe()
     info = getattr(generator, "scisci_info", None) or {}
-    return info.get("name") or getattr(generator.model, "name_or_path", type(generator.model).__name__)
-
-
-def _describe_backend(generator) -> str:
-    if isinstance(generator, dict):
-        return f"{generator['model']} via the OpenAI-compatible endpoint {generator['base_url']}"
-    info = getattr(generator, "scisci_info", None) or {}
-    return f"{_backend_name(generator)} (local transformers, {info.get('device') or generator.model.device})"
+    name = info.get("name") or getattr(generator.model, "name_or_path", type(generator.model).__name__)
+    return name, f"{name} (local transformers, {info.get('device') or generator.model.device})"
 
 
 def chat_prompts(messages_list, tokenizer) -> list[str]:
@@ -211,57 +189,35 @@ def _generate_local(prompts_text: list[str], pipe, max_new_tokens: int, batch_si
     return outputs
 
 
-def _post_chat(endpoint: dict, chat: list[dict], max_new_tokens: int, temperature: float, timeout: float = 120) -> str:
-    """One chat completion from an OpenAI-compatible endpoint; a clear error when it fails."""
-    url = f"{endpoint['base_url']}/chat/completions"
-    body = json.dumps({"model": endpoint["model"], "messages": chat, "max_tokens": max_new_tokens,
-                       "temperature": temperature}).encode("utf-8")
-    headers = {"Content-Type": "application/json"}
-    if endpoint.get("token"):
-        headers["Authorization"] = f"Bearer {endpoint['token']}"
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            payload = response.read().decode("utf-8", errors="replace")
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode("utf-8", errors="replace")[:300]
-        raise RuntimeError(f"the endpoint {url} answered HTTP {exc.code} ({exc.reason}): {detail}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise RuntimeError(f"cannot reach the endpoint {url}: {reason}. Is the server running, "
-                           f"and is {ENV_BASE_URL} right?") from None
-    try:
-        content = json.loads(payload)["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError):
-        raise RuntimeError(f"the endpoint {url} returned something that is not an OpenAI-style chat "
-                           f"completion: {payload[:300]!r}") from None
-    if not isinstance(content, str):
-        raise RuntimeError(f"the endpoint {url} returned no text content: {payload[:300]!r}")
-    return content.strip()
-
-
 def generate(messages_list, generator=None, max_new_tokens: int = 128, batch_size: int = 8,
              do_sample: bool = False, temperature: float | None = None, seed: int = 0,
-             repetition_penalty: float | None = None, cache: bool = True) -> list[str]:
+             repetition_penalty: float | None = None, cache: bool = True, errors: str = "raise") -> list[str]:
     """The model's answer (str) to each chat, in the order given.
 
     ``messages_list`` is a list of chats (each from ``make_messages``; a plain
     string counts as one user message). Greedy decoding by default; with
     ``do_sample=True`` sampling at ``temperature`` from ``seed``.
-    ``repetition_penalty`` (e.g. 1.3; local models only) divides the scores of
-    tokens already in the chat, which stops small models from repeating one
-    phrase until ``max_new_tokens``; decoding stays deterministic. Locally the
-    chats go to the model in batches of ``batch_size`` (left padding, similar
-    lengths together), one ``generate`` call per batch. Answers are cached on
-    disk by model, chat and settings; ``cache=False`` recomputes and stores nothing.
+    ``repetition_penalty`` (e.g. 1.3) divides the scores of tokens already in
+    the chat, which stops small models from repeating one phrase until
+    ``max_new_tokens``; decoding stays deterministic (an endpoint gets it as its
+    server takes it, see ``helpers.endpoint``). Locally the chats go to the
+    model in batches of ``batch_size`` (left padding, similar lengths together),
+    one ``generate`` call per batch; an endpoint gets them concurrently. Answers
+    are cached on disk by model, chat and settings; ``cache=False`` recomputes
+    and stores nothing. A request that fails at an endpoint (after its retries)
+    raises a RuntimeError naming the reason once every other answer is in and
+    cached; with ``errors="mark"`` its place holds a ``helpers.endpoint.Failure``
+    (``.reason``) instead, and is asked again on the next run.
     """
     chats = _check_chats(messages_list)
     if not chats:
         return []
     if do_sample and not (temperature and temperature > 0):
         raise ValueError("sampling needs a temperature > 0, e.g. temperature=0.7")
+    if errors not in ("raise", "mark"):
+        raise ValueError(f"errors must be 'raise' or 'mark'; got {errors!r}")
     generator = resolve_generator(generator)
-    name = _backend_name(generator)
+    name, description = _backend(generator)
     settings = {"max_new_tokens": int(max_new_tokens), "do_sample": bool(do_sample),
                 "temperature": temperature if do_sample else None, "seed": seed if do_sample else None}
     if repetition_penalty is not None:
@@ -269,19 +225,27 @@ def generate(messages_list, generator=None, max_new_tokens: int = 128, batch_siz
     keys = [content_hash(name, chat, settings) for chat in chats]
     outputs = [_cache_get(k) if cache else None for k in keys]
     todo = [i for i, out in enumerate(outputs) if out is None]
-    print(f"Generating {len(chats)} answer(s) with {_describe_backend(generator)}: "
+    print(f"Generating {len(chats)} answer(s) with {description}: "
           f"{len(chats) - len(todo)} from the cache, {len(todo)} to compute.")
     if todo:
-        if isinstance(generator, dict):
-            new = [_post_chat(generator, chats[i], max_new_tokens, temperature if do_sample else 0.0) for i in todo]
+        if isinstance(generator, Endpoint):  # the one place where an endpoint and a local model part ways
+            new = generator.complete([chats[i] for i in todo], max_new_tokens, temperature if do_sample else 0.0,
+                                     repetition_penalty, seed if do_sample else None)
         else:
             texts = chat_prompts([chats[i] for i in todo], generator.tokenizer)
             new = _generate_local(texts, generator, max_new_tokens, batch_size, do_sample, temperature, seed,
                                   repetition_penalty)
         for i, text in zip(todo, new):
             outputs[i] = text
-            if cache:
+            if cache and not isinstance(text, Failure):
                 _cache_put(keys[i], {"model": name, "messages": chats[i], "settings": settings, "output": text})
+        failed = [out for out in outputs if isinstance(out, Failure)]
+        if failed:
+            message = (f"{len(failed)} of {len(chats)} request(s) to {description} failed; the others are "
+                       f"cached, so a re-run asks only for these. First reason: {failed[0].reason}")
+            if errors == "raise":
+                raise RuntimeError(message)
+            print(message)
     return outputs
 
 
@@ -337,7 +301,7 @@ def _first_choice_in(text: str, choices: list[str]) -> str | None:
 
 
 def score_choices(messages_list, choices: list[str], generator=None, prefix: str = "",
-                  batch_size: int = 8, cache: bool = True) -> pd.DataFrame:
+                  batch_size: int = 8, cache: bool = True, errors: str = "raise") -> pd.DataFrame:
     """A constrained choice: how likely the model is to answer each chat with each allowed choice.
 
     Locally, each choice's log-probability as the continuation of the chat (after
@@ -349,30 +313,33 @@ def score_choices(messages_list, choices: list[str], generator=None, prefix: str
     rather have written something else).
     With an OpenAI-compatible endpoint (no log-probabilities), the answer is
     generated and the first allowed choice in it gets probability 1; when none
-    appears, the probabilities and ``choice`` are missing (NaN).
+    appears, the probabilities and ``choice`` are missing (NaN). A request that
+    fails raises (see ``generate``); with ``errors="mark"`` the frame gains an
+    ``error`` column (the reason, or None) and a failed chat's row is NaN.
     """
     chats = _check_chats(messages_list)
     choices = list(choices)
     if len(choices) < 2 or len(set(choices)) != len(choices) or not all(isinstance(c, str) and c for c in choices):
         raise ValueError(f"need at least two distinct, non-empty choices; got {choices!r}")
     generator = resolve_generator(generator)
-    columns = choices + ["choice", "mass"]
+    columns = choices + ["choice", "mass"] + (["error"] if errors == "mark" else [])
     if not chats:
         return pd.DataFrame(columns=columns)
-    if isinstance(generator, dict):
-        answers = generate(chats, generator, max_new_tokens=16, cache=cache)
+    if isinstance(generator, Endpoint):  # no log-probabilities: parse the generated answer
+        answers = generate(chats, generator, max_new_tokens=16, cache=cache, errors=errors)
         rows = []
         for answer in answers:
-            picked = _first_choice_in(answer, choices)
+            failed = isinstance(answer, Failure)
+            picked = None if failed else _first_choice_in(answer, choices)
             probs = [float(c == picked) if picked else np.nan for c in choices]
-            rows.append(probs + [picked, np.nan])
+            rows.append(probs + [picked, np.nan] + ([answer.reason if failed else None] if errors == "mark" else []))
         return pd.DataFrame(rows, columns=columns)
 
-    name = _backend_name(generator)
+    name, description = _backend(generator)
     keys = [content_hash(name, chat, {"choices": choices, "prefix": prefix, "kind": "score_choices"}) for chat in chats]
     logprobs = [_cache_get(k) if cache else None for k in keys]
     todo = [i for i, lp in enumerate(logprobs) if lp is None]
-    print(f"Scoring {len(choices)} choices for {len(chats)} chat(s) with {_describe_backend(generator)}: "
+    print(f"Scoring {len(choices)} choices for {len(chats)} chat(s) with {description}: "
           f"{len(chats) - len(todo)} from the cache, {len(todo)} to compute.")
     if todo:
         tokenizer = generator.tokenizer
@@ -393,6 +360,8 @@ def score_choices(messages_list, choices: list[str], generator=None, prefix: str
     frame = pd.DataFrame(probs, columns=choices)
     frame["choice"] = [choices[j] for j in probs.argmax(axis=1)]
     frame["mass"] = mass
+    if errors == "mark":
+        frame["error"] = None  # a local model raises instead of failing a row
     return frame
 
 
@@ -508,8 +477,9 @@ def label_clusters(titles_by_cluster: dict, generator=None, n_titles: int = 10, 
     Returns one row per cluster: ``cluster``, ``n_titles``, ``prompt`` (the last
     user message), ``answer`` (raw), ``themes`` (list, or None), ``n_themes`` (how
     many the answer contained), ``parsed`` (True when ``min_n``-``max_n`` themes
-    could be read; more are cut to ``max_n``), and ``label`` (the themes joined
-    by "; ", or "UNPARSEABLE: " and the start of the answer).
+    could be read; more are cut to ``max_n``), ``label`` (the themes joined
+    by "; ", "UNPARSEABLE: " and the start of the answer, or "FAILED: " and why
+    when an endpoint gave no answer), and ``error`` (that reason, else None).
     """
     if not isinstance(titles_by_cluster, dict) or not titles_by_cluster:
         raise ValueError("titles_by_cluster must be a non-empty dict {cluster id: list of titles}")
@@ -523,14 +493,18 @@ def label_clusters(titles_by_cluster: dict, generator=None, n_titles: int = 10, 
     chats = [cluster_label_messages(sampled[c], system, user, examples) for c in clusters]
     user_texts = {c: chat[-1]["content"] for c, chat in zip(clusters, chats)}
     answers = generate(chats, generator, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                       repetition_penalty=repetition_penalty, cache=cache)
+                       repetition_penalty=repetition_penalty, cache=cache, errors="mark")
     rows = []
     for c, answer in zip(clusters, answers):
+        error = answer.reason if isinstance(answer, Failure) else None
+        answer = "" if error else answer
         found = theme_candidates(answer)
         themes = found[:max_n] if len(found) >= min_n else None
-        label = "; ".join(themes) if themes else "UNPARSEABLE: " + " ".join(answer.split())[:60]
+        label = ("; ".join(themes) if themes else f"FAILED: {error}" if error
+                 else "UNPARSEABLE: " + " ".join(answer.split())[:60])
         rows.append({"cluster": c, "n_titles": len(sampled[c]), "prompt": user_texts[c], "answer": answer,
-                     "themes": themes, "n_themes": len(found), "parsed": themes is not None, "label": label})
+                     "themes": themes, "n_themes": len(found), "parsed": themes is not None, "label": label,
+                     "error": error})
     return pd.DataFrame(rows)
 
 

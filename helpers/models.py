@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import logging
 import os
+import shutil
 import socket
 import sys
 import time
@@ -21,6 +23,30 @@ from pathlib import Path
 import torch
 
 from helpers.cache import cache_dir
+
+class _OldPipelineNoise(logging.Filter):
+    """Drops two warnings that transformers < 5.23 prints at every ``pipe(..., max_new_tokens=...)``.
+
+    Those versions (Colab has 5.15) pass the pipeline's own generation config, with its
+    default ``max_length`` of 20, along with the caller's arguments, and then warn about
+    their own combination; the caller did nothing wrong and the output is the same.
+    """
+
+    NOISE = ("Passing `generation_config` together with generation-related", "Both `max_new_tokens`")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.NOISE)
+
+
+def _quiet_old_pipelines() -> None:
+    from importlib.metadata import version
+
+    major, minor = (int(part) for part in version("transformers").split(".")[:2])
+    if (major, minor) < (5, 23):
+        logging.getLogger("transformers.generation.utils").addFilter(_OldPipelineNoise())
+
+
+_quiet_old_pipelines()
 
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 PACKAGED_GENERATOR = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -41,13 +67,24 @@ def get_device() -> str:
     return "cpu"
 
 
-def get_dtype(device: str | None = None) -> torch.dtype:
-    """bf16 on GPUs that support it, fp16 on older GPUs (T4) and MPS, fp32 on CPU."""
+# Checkpoints known to overflow in float16 (NaN or "!!!!" output): where bfloat16 is not
+# native, they are loaded in float32 instead.
+FP16_UNSAFE_PREFIXES = ("Qwen/Qwen2",)
+
+
+def get_dtype(device: str | None = None, name: str | None = None) -> torch.dtype:
+    """The number format for model ``name`` on ``device``.
+
+    CUDA: bfloat16 from compute capability 8.0 (A100, L4, H100), float16 below
+    (T4, V100), where ``torch.cuda.is_bf16_supported()`` is True only through slow
+    emulation; a model known to overflow in float16 gets float32 there. MPS: the
+    same float16 rule. CPU: float32.
+    """
     device = device or get_device()
-    if device == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device == "mps":
-        return torch.float16
+    if device == "cuda" and torch.cuda.get_device_capability()[0] >= 8:
+        return torch.bfloat16
+    if device in ("cuda", "mps"):
+        return torch.float32 if name and name.startswith(FP16_UNSAFE_PREFIXES) else torch.float16
     return torch.float32
 
 
@@ -174,7 +211,10 @@ def load_query_embedder(model=DEFAULT_EMBEDDER):
     if name and "@" not in name and device == "cpu":  # "@": already a converted backend
         try:
             return load_embedder(name, backend="onnx")
-        except (ImportError, RuntimeError, OSError) as error:
+        except ImportError as error:  # Colab's install leaves out onnx and its newer protobuf
+            print(f"Search queries run through PyTorch (about 15 ms each): the faster ONNX Runtime path needs {error.name} "
+                  f"(pip install {error.name}).")
+        except (RuntimeError, OSError) as error:
             print(f"Queries are embedded with PyTorch: the ONNX export of {name} failed ({error}).")
     return load_embedder(model) if isinstance(model, str) else model
 
@@ -188,6 +228,8 @@ def _onnx_transformer(transformer, name: str, int8: bool):
     """
     import onnxruntime
     import transformers
+    if importlib.util.find_spec("onnx") is None and not (cache_dir("models") / f"{name.split('/')[-1]}-onnx" / "model.onnx").is_file():
+        raise ImportError("the ONNX export needs the onnx package", name="onnx")
 
     key = f"torch {torch.__version__}, transformers {transformers.__version__}, onnxruntime {onnxruntime.__version__}"
     fp32_path = _cached_model_file(cache_dir("models") / f"{name.split('/')[-1]}-onnx", key,
@@ -268,6 +310,31 @@ def choose_generator(device: str | None = None) -> str:
     return OPEN_CPU_GENERATOR
 
 
+def hub_access_problem(name: str) -> str | None:
+    """Why the hub won't serve model ``name`` with this session's token, or None when it will.
+
+    A gated model (Llama-3.2) needs a token whose account was granted access on
+    the model's page; until then the hub answers 401/403.
+    """
+    from huggingface_hub import auth_check
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+
+    try:
+        auth_check(name, token=hf_token())
+    except GatedRepoError:
+        return (f"your Hugging Face token has no access to the gated {name} yet. Ask for it on "
+                f"https://huggingface.co/{name} (approval can take a while), then restart and run again.")
+    except RepositoryNotFoundError:
+        return f"the hub has no model {name!r} that your token can see (check the name and the token)."
+    except HfHubHTTPError as error:
+        status = getattr(error.response, "status_code", None)
+        if status in (401, 403):
+            return f"the hub refused your Hugging Face token for {name} (HTTP {status}); check the HF_TOKEN secret."
+    except Exception:  # noqa: BLE001 - a best-effort check: a flaky hub is left for the download to report
+        pass
+    return None
+
+
 def _load_packaged_smollm2(folder: Path, device: str, dtype: torch.dtype):
     """SmolLM2 from its GGUF file, dequantised once and then kept on disk as safetensors."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -282,13 +349,16 @@ def _load_packaged_smollm2(folder: Path, device: str, dtype: torch.dtype):
         print("Dequantising the packaged GGUF model once (about 30 s); later loads take seconds.")
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
-        staging = dequantised.with_name(dequantised.name + ".tmp")
+        staging = dequantised.with_name(f"{dequantised.name}.tmp-{os.getpid()}")  # one per process: runs in parallel don't collide
         # The weights are plain float tensors now; forget the GGUF origin so they can be saved.
         model.hf_quantizer, model.is_quantized, model.quantization_method = None, False, None
         model.config.__dict__.pop("quantization_config", None)
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        staging.replace(dequantised)
+        try:
+            staging.replace(dequantised)
+        except OSError:  # another process finished first: its copy is the same
+            shutil.rmtree(staging, ignore_errors=True)
         model = model.to(dtype)
         source = f"packaged GGUF ({folder / SMOLLM2_GGUF}), dequantised now and cached"
     return model.to(device), tokenizer, source
@@ -300,16 +370,23 @@ def load_generator(name: str | None = None, device: str | None = None, fallback:
     ``name=None`` chooses by device and access: a GPU with a Hugging Face token
     gets the course's Llama-3.2-1B-Instruct, otherwise an ungated instruct model
     that runs on the device, and offline the packaged SmolLM2-135M-Instruct. A
-    named model the hub can't serve falls back to the packaged SmolLM2 when
-    ``fallback`` is true, and says so. ``pipe.scisci_info`` records the choice.
+    named model the hub can't serve (offline, or gated without granted access)
+    is replaced when ``fallback`` is true, and the reason printed: by the open
+    model for the device online, by the packaged SmolLM2 offline.
+    ``pipe.scisci_info`` records the choice.
     """
     device = device or get_device()
     name = name or choose_generator(device)
-    if packaged_path(name) is None and not hub_online():
-        if not fallback or packaged_path(PACKAGED_GENERATOR) is None:
-            raise _unreachable(name, PACKAGED_GENERATOR)
-        print(f"The hub is unreachable, so {name!r} can't be loaded: using the packaged {PACKAGED_GENERATOR} instead.")
-        name = PACKAGED_GENERATOR
+    if packaged_path(name) is None:
+        online = hub_online()
+        problem = hub_access_problem(name) if online else "the hub is unreachable"
+        if problem:
+            substitute = (OPEN_GPU_GENERATOR if device == "cuda" else OPEN_CPU_GENERATOR) if online else PACKAGED_GENERATOR
+            if not fallback or substitute == name or (not online and packaged_path(PACKAGED_GENERATOR) is None):
+                raise _unreachable(name, PACKAGED_GENERATOR) if not online else RuntimeError(f"{name}: {problem}")
+            kind = "open" if online else "packaged"
+            print(f"{name!r} can't be loaded ({problem}): using the {kind} {substitute} instead.")
+            name = substitute
     return _load_pipeline(name, device)
 
 
@@ -318,7 +395,7 @@ def _load_pipeline(name: str, device: str):
     """The text-generation pipeline of ``name`` on ``device``, loaded once per session."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
-    dtype = get_dtype(device)
+    dtype = get_dtype(device, name)
     local = packaged_path(name)
     start = time.perf_counter()
     if local is not None:
@@ -331,7 +408,10 @@ def _load_pipeline(name: str, device: str):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
-    pipe = pipeline("text-generation", model=model, tokenizer=tokenizer)
+    # Generators use BPE tokenizers, for which this clean-up (meant for WordPiece) would delete spaces
+    # before punctuation; transformers < 5.23 asks for it by default and warns at every call.
+    tokenizer.clean_up_tokenization_spaces = False
+    pipe = pipeline("text-generation", model=model, tokenizer=tokenizer, clean_up_tokenization_spaces=False)
     pipe.scisci_info = {
         "name": name, "source": source, "device": device, "dtype": str(dtype).replace("torch.", ""),
         "seconds": round(time.perf_counter() - start, 1),

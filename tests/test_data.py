@@ -189,3 +189,27 @@ def test_doi_from_filename():
     assert data.doi_from_filename("paper_10.1007_s11192-021-04069-9.pdf") == "10.1007/s11192-021-04069-9"
     assert data.doi_from_filename("paper_10.1007_978-3-031-22028-9_22.pdf") == "10.1007/978-3-031-22028-9_22"
     assert data.doi_from_filename("notes.pdf") is None
+
+
+def test_a_failed_download_is_retried(isolated_download, local_server, monkeypatch):
+    served, url = local_server
+    (served / "file.txt").write_text("course data")
+    digest = sha256_file(served / "file.txt")
+    calls = []
+    real_get = http.server.SimpleHTTPRequestHandler.do_GET
+
+    def flaky_get(handler):
+        calls.append(handler.path)
+        if len(calls) == 1:
+            handler.send_error(503, "busy")
+        else:
+            real_get(handler)
+
+    monkeypatch.setattr(http.server.SimpleHTTPRequestHandler, "do_GET", flaky_get)
+    assert data.fetch_file("file.txt", digest, url=url + "file.txt").read_text() == "course data"
+    assert len(calls) == 2
+
+
+def test_course_files_come_from_a_fixed_commit():
+    assert data.COURSE_URL.endswith(f"/{data.COURSE_COMMIT}/") and len(data.COURSE_COMMIT) == 40
+    assert "/main/" not in data.COURSE_URL

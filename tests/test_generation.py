@@ -229,6 +229,7 @@ def endpoint_env(monkeypatch, tmp_path):
     monkeypatch.setenv("SCISCI_CACHE", str(tmp_path))
     monkeypatch.setenv("SCISCI_LLM_MODEL", "fake/model-7b")
     monkeypatch.setenv("SCISCI_LLM_API_KEY", "secret-token")
+    monkeypatch.setenv("SCISCI_LLM_RETRIES", "0")  # retries and backoff: tests/test_endpoint.py
 
     def use(url):
         monkeypatch.setenv("SCISCI_LLM_BASE_URL", url)
@@ -242,7 +243,8 @@ def test_endpoint_returns_content_and_sends_model_and_token(endpoint_env, capsys
         endpoint_env(server.url)
         answers = generate([make_messages("hello", system="be brief"), make_messages("bye")], max_new_tokens=20)
         assert answers == ["echo: hello", "echo: bye"]
-        request = server.requests[0]
+        # Sent concurrently: either chat may arrive first.
+        request = next(r for r in server.requests if r["body"]["messages"][-1]["content"] == "hello")
         assert request["path"] == "/v1/chat/completions"
         assert request["auth"] == "Bearer secret-token"
         assert request["body"]["model"] == "fake/model-7b"

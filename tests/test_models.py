@@ -1,14 +1,79 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from helpers import models
 
 
-def test_cpu_gets_float32_and_gpu_rule():
+def test_cpu_gets_float32_and_mps_float16():
     assert models.get_dtype("cpu") == torch.float32
     assert models.get_dtype("mps") == torch.float16
     if not torch.cuda.is_available():
         assert models.get_device() in {"cpu", "mps"}
+
+
+@pytest.mark.parametrize("capability, expected, qwen_expected", [
+    ((7, 5), torch.float16, torch.float32),   # T4: bf16 only emulated; Qwen2 overflows in fp16
+    ((7, 0), torch.float16, torch.float32),   # V100
+    ((8, 0), torch.bfloat16, torch.bfloat16),  # A100
+    ((8, 9), torch.bfloat16, torch.bfloat16),  # L4
+    ((9, 0), torch.bfloat16, torch.bfloat16),  # H100
+])
+def test_gpu_dtype_follows_compute_capability(monkeypatch, capability, expected, qwen_expected):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # what a T4 reports, emulation included
+    assert models.get_dtype("cuda") == expected
+    assert models.get_dtype("cuda", models.COURSE_GENERATOR) == expected
+    assert models.get_dtype("cuda", models.OPEN_GPU_GENERATOR) == qwen_expected
+
+
+@pytest.fixture
+def online_with_token(monkeypatch):
+    """The hub 'reachable' with a token set; loading records what would be loaded instead of loading it."""
+    monkeypatch.setattr(models, "hub_online", lambda: True)
+    monkeypatch.setenv("HF_TOKEN", "hf_no_access_yet")
+    monkeypatch.setattr(models, "_load_pipeline", lambda name, device: (name, device))
+
+
+def _refuse(error_class, status):
+    """A stand-in for ``huggingface_hub.auth_check`` that answers like the hub refusing access."""
+    def auth_check(repo_id, token=None, **_):
+        # Duck-typed: huggingface_hub 1.x answers with httpx responses, 2.x with httpx2's.
+        response = SimpleNamespace(status_code=status, headers={}, request=None)
+        raise error_class(f"{status} Client Error: access to model {repo_id} is restricted", response=response)
+    return auth_check
+
+
+def test_gated_model_without_access_falls_back_to_the_open_model(online_with_token, monkeypatch, capsys):
+    import huggingface_hub
+    from huggingface_hub.errors import GatedRepoError
+
+    monkeypatch.setattr(huggingface_hub, "auth_check", _refuse(GatedRepoError, 403))
+    assert models.choose_generator("cuda") == models.COURSE_GENERATOR  # a token suggests the course model...
+    assert models.load_generator(device="cuda") == (models.OPEN_GPU_GENERATOR, "cuda")  # ...access decides
+    out = capsys.readouterr().out
+    assert "no access to the gated meta-llama/Llama-3.2-1B-Instruct" in out and models.OPEN_GPU_GENERATOR in out
+    with pytest.raises(RuntimeError, match="no access to the gated"):
+        models.load_generator(models.COURSE_GENERATOR, device="cuda", fallback=False)
+
+
+def test_refused_token_falls_back_and_says_why(online_with_token, monkeypatch, capsys):
+    import huggingface_hub
+    from huggingface_hub.errors import HfHubHTTPError
+
+    monkeypatch.setattr(huggingface_hub, "auth_check", _refuse(HfHubHTTPError, 401))
+    assert models.load_generator(models.COURSE_GENERATOR, device="cuda") == (models.OPEN_GPU_GENERATOR, "cuda")
+    assert "HTTP 401" in capsys.readouterr().out
+    with pytest.raises(RuntimeError, match="HTTP 401.*HF_TOKEN"):  # the open model itself refused: nothing to fall back to
+        models.load_generator(models.OPEN_CPU_GENERATOR, device="cpu")
+
+
+def test_granted_access_loads_the_course_model(online_with_token, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "auth_check", lambda repo_id, token=None, **_: None)
+    assert models.load_generator(device="cuda") == (models.COURSE_GENERATOR, "cuda")
 
 
 def test_token_comes_from_environment(monkeypatch):

@@ -102,7 +102,7 @@ def test_generated_texts_are_non_empty_and_the_fallback_is_named(executed):
     # offline (conftest), both generation sections run the packaged model, and say so
     assert results["models"]["base_generator"] == results["models"]["chat_generator"] == PACKAGED_GENERATOR
     stdout = _stdout(notebook)
-    assert "'openai-community/gpt2' can't be loaded: using the packaged" in stdout
+    assert "'openai-community/gpt2' can't be loaded (the hub is unreachable): using the packaged" in stdout
     assert f"Model: {PACKAGED_GENERATOR}" in stdout
 
 

@@ -1,6 +1,9 @@
 """What a newcomer meets first: clean notebooks with the same Colab set-up, one repository address, no data committed."""
+import os
 import re
 import subprocess
+import sys
+import types
 
 import nbformat
 import pytest
@@ -9,12 +12,9 @@ from helpers import REPO_URL
 from helpers.cache import REPO_ROOT
 from helpers.run_notebooks import course_notebooks
 
-SETUP_CELL = f"""# Set-up. In Colab: clone the course repository and install its requirements. Locally: nothing to do.
-import os, sys
-if "google.colab" in sys.modules and not os.path.isdir("helpers"):
-    !git clone --depth 1 {REPO_URL}.git
-    %cd {REPO_URL.rsplit("/", 1)[-1]}
-    !pip install -q -r requirements.txt"""
+def setup_cell(path) -> str:
+    notebook = nbformat.read(path, as_version=4)
+    return next(cell.source for cell in notebook.cells if cell.cell_type == "code")
 
 
 def test_the_three_course_notebooks_are_there():
@@ -27,7 +27,8 @@ def test_notebook_is_committed_clean_and_explained(path):
     notebook = nbformat.read(path, as_version=4)
     nbformat.validate(notebook)
     code = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
-    assert notebook.cells[code[0]].source == SETUP_CELL
+    assert notebook.cells[code[0]].source == setup_cell(course_notebooks()[0])  # one set-up cell for all
+    assert f'REPO_URL = "{REPO_URL}"' in notebook.cells[code[0]].source
     for i in code:
         cell = notebook.cells[i]
         assert cell.outputs == [] and cell.execution_count is None, f"cell {i} was committed with outputs"
@@ -41,7 +42,7 @@ def test_readme_badges_point_at_the_one_repository_address():
     slug = REPO_URL.removeprefix("https://github.com/")
     for path in course_notebooks():
         assert f"https://colab.research.google.com/github/{slug}/blob/main/{path.name}" in readme
-    assert f"git clone --depth 1 {REPO_URL}.git" in readme
+    assert setup_cell(course_notebooks()[0]) in readme  # the README shows the same set-up cell
     others = set(re.findall(r"github\.com/([\w.-]+/[\w.-]+?)(?:\.git|/blob)", readme)) - {slug}
     assert not others, f"README names another repository address: {others}"
 
@@ -52,3 +53,38 @@ def test_course_data_and_weights_are_not_committed():
         pytest.skip("not a git checkout")
     heavy = [f for f in tracked if re.search(r"\.(pdf|gguf|safetensors|onnx|npy)$|science_of_science\.csv$", f)]
     assert heavy == []
+
+
+def _run_setup_cell(source: str, repo_url: str, workdir, monkeypatch):
+    """Run the notebooks' set-up cell as Colab would (google.colab imported), from ``workdir``."""
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.chdir(workdir)
+    exec(source.replace(f'REPO_URL = "{REPO_URL}"', f'REPO_URL = "{repo_url}"'), {})
+
+
+def test_setup_cell_fails_loudly_when_the_clone_fails(tmp_path, monkeypatch):
+    wrong = str(tmp_path / "no-such-repository")
+    with pytest.raises(RuntimeError, match="could not clone .*no-such-repository") as error:
+        _run_setup_cell(setup_cell(course_notebooks()[0]), wrong, tmp_path, monkeypatch)
+    assert "make set-repo-url" in str(error.value) and "run this cell again" in str(error.value)
+
+
+def test_setup_cell_clones_installs_and_recovers_after_a_restart(tmp_path, monkeypatch):
+    """A local clone of this repository stands in for the address; pip meets an unknown package and says so."""
+    source = tmp_path / "src" / "LLM4SciSci.git"  # the cell clones REPO_URL + ".git"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{REPO_ROOT}", str(source)], check=True)
+    (source / "requirements.txt").write_text("llm4scisci-no-such-package-xyz==0.0.1\n")
+    subprocess.run(["git", "-C", str(source), "-c", "user.name=t", "-c", "user.email=t@t",
+                    "commit", "-qam", "broken requirements"], check=True)
+    colab = tmp_path / "content"
+    colab.mkdir()
+    (colab / "LLM4SciSci").mkdir()  # a half-made clone from an earlier try: made again
+    cell = setup_cell(course_notebooks()[0])
+    with pytest.raises(RuntimeError, match="pip could not install requirements.txt"):
+        _run_setup_cell(cell, str(source.with_suffix("")), colab, monkeypatch)
+    assert (colab / "LLM4SciSci" / "helpers" / "__init__.py").is_file()
+    # After a restart the kernel starts in /content again; the clone is reused, not made twice.
+    (source / "requirements.txt").write_text("")
+    (colab / "LLM4SciSci" / "requirements.txt").write_text("# nothing to install\n")
+    _run_setup_cell(cell, str(tmp_path / "gone" / "LLM4SciSci"), colab, monkeypatch)  # no clone attempted
+    assert os.getcwd() == str(colab / "LLM4SciSci")

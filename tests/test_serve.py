@@ -1,0 +1,85 @@
+"""Cluster labels and PDF questions through a real ``transformers serve`` process, against the local pipeline.
+
+The server runs the packaged SmolLM2-135M-Instruct (the dequantised folder
+``load_generator`` keeps) on the CPU, on a free loopback port, started once for
+this module and always stopped. Adds about 2-3 minutes on a quiet 2-core CPU
+(11 minutes were measured with the machine loaded 5x over): ~15 s to start the
+server, the rest is generation, which the server does one request at a time
+(the local pipeline batches).
+"""
+import json
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("fastapi", reason="transformers serve needs its serving extras (requirements-dev.txt)")
+pytest.importorskip("uvicorn", reason="transformers serve needs its serving extras (requirements-dev.txt)")
+
+from helpers.cache import cache_dir  # noqa: E402
+from helpers.endpoint import Endpoint  # noqa: E402
+from helpers.extraction import ANSWERS, UNPARSEABLE, ask_articles  # noqa: E402
+from helpers.generation import _first_choice_in, generate, label_clusters  # noqa: E402
+from scale.serve import packaged_model_folder, transformers_server  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def served(generator, tmp_path_factory):
+    """An Endpoint for a live ``transformers serve`` of the packaged SmolLM2 (and the server's log path)."""
+    folder = packaged_model_folder()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with transformers_server(folder, device="cpu", start_timeout=240, log_path=log) as url:
+        assert url.startswith("http://127.0.0.1:")  # loopback only
+        yield Endpoint(url, str(folder), server="transformers", concurrency=4, timeout=300, retries=1)
+
+
+def test_label_clusters_through_the_server_equal_the_local_pipeline(served, generator, demo_corpus):
+    titles = demo_corpus.groupby("theme")["title"].apply(list).to_dict()
+    titles = {i: titles[k] for i, k in enumerate(sorted(titles)[:3])}
+    local = label_clusters(titles, generator, n_titles=5, seed=0, cache=False)
+    remote = label_clusters(titles, served, n_titles=5, seed=0, cache=False)
+    # Same chats, greedy decoding, the course's repetition penalty (sent as frequency_penalty = 0.2, which
+    # transformers serve turns into repetition_penalty = 1.2): the same text, token for token.
+    assert remote["error"].isna().all()
+    assert remote["answer"].tolist() == local["answer"].tolist()
+    assert remote["label"].tolist() == local["label"].tolist()
+
+
+def _pdfs_from_demo_records(corpus, folder, n=2):
+    import pymupdf
+
+    folder.mkdir()
+    for i, record in enumerate(corpus.drop_duplicates("theme").head(n).itertuples()):
+        doc = pymupdf.open()
+        doc.new_page().insert_textbox(pymupdf.Rect(72, 72, 520, 770), f"{record.title}. {record.abstract}",
+                                      fontsize=10)
+        doc.save(folder / f"record_{i}.pdf")
+        doc.close()
+    return folder
+
+
+def test_ask_articles_through_the_server(served, generator, demo_corpus, tmp_path, monkeypatch):
+    """What is the same and what differs, exactly.
+
+    Same: reading, passages, retrieval and evidence (no LLM), and the model's
+    greedy text for every chat, token for token. Differs by design: the local
+    pipeline chooses TRUE/FALSE/UNCLEAR by the model's probabilities of each
+    choice (``score_choices``), which an OpenAI-compatible server does not give
+    (``transformers serve`` ignores ``logprobs``); through a server the answer is
+    the first allowed choice in the generated text (16 tokens), else UNPARSEABLE.
+    """
+    monkeypatch.setenv("SCISCI_CACHE", str(tmp_path / "cache"))
+    folder = _pdfs_from_demo_records(demo_corpus, tmp_path / "pdfs")
+    remote = ask_articles(folder, "bibliometric", generator=served, max_words=60)
+    local = ask_articles(folder, "bibliometric", generator=generator, max_words=60, cache=False)
+    same = ["file", "question", "status", "evidence_score", "evidence", "page", "verified"]
+    pd.testing.assert_frame_equal(remote[same], local[same])
+    assert (remote["status"] == "ok").all() and len(remote) == 2
+
+    # The server's answers are in the shared generation cache, with the exact chats it was sent.
+    stored = [json.loads(p.read_text()) for p in cache_dir("generations").glob("*.json")]
+    stored = [s for s in stored if s["model"] == served.name]
+    assert len(stored) == 2
+    again = generate([s["messages"] for s in stored], generator, max_new_tokens=16, cache=False)
+    assert again == [s["output"] for s in stored]  # the local model writes the same greedy text
+    parsed = {_first_choice_in(s["output"], ANSWERS) or UNPARSEABLE for s in stored}
+    assert set(remote["answer"]) <= parsed
