@@ -539,8 +539,9 @@ def ask_articles(articles, question: str, definition: str | None = None, generat
     out = out.merge(result, on="file", how="left")
     why = out["file"].map(dict(zip(evidence["file"], choices["error"])))
     failed = why.notna()  # an endpoint gave no answer: the row says why, the retrieval part stays
-    out.loc[failed, "status"] = "failed"
-    out.loc[failed, "reason"] = "no answer from the model: " + why[failed]
+    if failed.any():
+        out.loc[failed, "status"] = "failed"
+        out.loc[failed, "reason"] = "no answer from the model: " + why[failed].astype(str)
     for column in ("answer", "combined"):  # None, not NaN, as for unreadable rows
         out[column] = pd.Series([None if f or not isinstance(v, str) else v for f, v in zip(failed, out[column])],
                                 index=out.index, dtype=object)
