@@ -45,7 +45,7 @@ ABSTRACT_LABELS = Path(__file__).with_name("abstract_labels.csv")
 # Passages per article that are embedded after the lexical prefilter (None: all of them).
 CANDIDATES = 12
 # Fewest labelled tuning examples of each answer (TRUE and FALSE) that fit_judge accepts.
-MIN_PER_CLASS = 4
+MIN_PER_CLASS = 3
 
 # Terms whose presence in a record's author keywords counts as "mentions the concept" (the keyword rule).
 KEYWORD_TERMS = {

@@ -193,7 +193,7 @@ def test_fit_judge_learns_and_ignores_a_model_at_chance():
     knowing = pd.DataFrame({"TRUE": np.where(truth, 0.9, 0.1), "FALSE": np.where(truth, 0.1, 0.9)})
     assert fit_judge(blank, truth, "q", knowing).llm_weight > 0
     with pytest.raises(ValueError, match=f"at least {MIN_PER_CLASS} of each"):
-        fit_judge(evidence.head(23), truth[:23], "q")  # 20 TRUE, only 3 FALSE
+        fit_judge(evidence.head(22), truth[:22], "q")  # 20 TRUE, only 2 FALSE
 
 
 def test_wilson_interval_and_evaluate():
