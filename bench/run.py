@@ -4,6 +4,7 @@
     python bench/run.py --quick                 # small sizes, to check that everything runs
     python bench/run.py --stages embed,search   # selected stages
     python bench/run.py --scaling               # 1k / 10k / 100k records -> bench/scaling.csv, bench/scaling.png
+    python bench/run.py --stages ray_embed,endpoint --budget 300   # the scaling path (scale/): Ray Data, a server
 
 Every measurement runs in its own Python process, so peak memory is that
 process's own (``resource.getrusage(...).ru_maxrss``: the peak resident set of
@@ -35,6 +36,8 @@ sys.path.insert(0, str(REPO))
 RESULTS_JSON = BENCH / "results.json"
 SCALING_CSV = BENCH / "scaling.csv"
 STAGES = ("embed", "cluster", "label", "extract", "search", "load", "notebook2", "ray_embed", "endpoint")
+# The scaling path's stages (scale/) run when named: --stages ray_embed,endpoint.
+DEFAULT_STAGES = STAGES[:7]
 SCALING_STAGES = ("embed", "reduce", "reduce_pca50", "cluster", "keywords", "search")
 MARK = "BENCH_JSON "
 SEED = 42
@@ -45,6 +48,16 @@ RESAMPLED = 10_000  # the ray_embed stage's second size (resampled records)
 
 
 # --------------------------------------------------------------------------- measuring (inside a job process)
+
+
+def umap5(x, cache: bool = False):
+    """Notebook 2's 5-D UMAP of ``x``; with ``cache``, through ``cached_fit_transform`` as the notebook runs it."""
+    import umap
+
+    from helpers.clustering import _fit_transform, cached_fit_transform
+
+    reducer = umap.UMAP(n_components=5, random_state=SEED, **UMAP_PARAMS)
+    return cached_fit_transform(reducer, x) if cache else _fit_transform(reducer, x)
 
 
 def peak_mib(children: bool = False) -> float:
@@ -163,7 +176,7 @@ def _course_embeddings():
 
 
 def job_cluster(variant: str, n: int | None) -> dict:
-    """Reduce + cluster the course embeddings: UMAP + HDBSCAN defaults, or notebook 2's ``reduce`` + ``cluster``."""
+    """Reduce + cluster the course embeddings: UMAP + HDBSCAN defaults, or notebook 2's settings and cache."""
     import numpy as np
 
     embeddings = _course_embeddings()
@@ -181,7 +194,7 @@ def job_cluster(variant: str, n: int | None) -> dict:
 
         settings = "umap.UMAP() + hdbscan.HDBSCAN(), all defaults (2-D, euclidean, parallel UMAP)"
     else:
-        from helpers.clustering import cluster, reduce
+        import hdbscan
 
         pca = variant == "pca50"
 
@@ -192,15 +205,15 @@ def job_cluster(variant: str, n: int | None) -> dict:
 
                 x = PCA(50, random_state=SEED).fit_transform(x)
                 x /= np.linalg.norm(x, axis=1, keepdims=True)
-            reduced = reduce(x, n_components=5, random_state=SEED, cache=variant == "ours", **UMAP_PARAMS)
-            return cluster(reduced, method="hdbscan", **HDBSCAN_PARAMS)
+            reduced = umap5(x, cache=variant == "ours")
+            return hdbscan.HDBSCAN(**HDBSCAN_PARAMS).fit_predict(reduced)
 
-        settings = ("PCA to 50-D, then " if pca else "") + "reduce(5-D, cosine, seed 42) + cluster(hdbscan, notebook 2's parameters)"
+        settings = ("PCA to 50-D, then " if pca else "") + "cached_fit_transform(umap.UMAP(5-D, cosine, seed 42)) + hdbscan.HDBSCAN(notebook 2's parameters)"
     labels, wall, cpu = timed(run)
     if variant == "ours":
-        _, warm, _ = timed(run)  # reduce's cache hit (the warm re-run of notebook 2)
+        _, warm, _ = timed(run)  # the UMAP cache hit (the warm re-run of notebook 2)
         extra["warm_seconds"] = warm
-        from helpers.clustering import keyword_labels
+        from helpers.labels import keyword_labels
         from helpers.data import load_corpus
 
         corpus = load_corpus("course")
@@ -230,13 +243,13 @@ def job_label(variant: str, n: int | None, max_new_tokens: int = 32) -> dict:
     examples, 10 sampled titles) and decode greedily for ``max_new_tokens`` with
     the course's repetition penalty, so their answers can be compared.
     """
-    from helpers.generation import LABEL_REPETITION_PENALTY, cluster_label_messages, label_clusters, sample_titles
-    from helpers.models import load_generator
+    from helpers.labels import LABEL_REPETITION_PENALTY, cluster_label_messages, label_clusters, sample_titles
+    from helpers.models import load_generator, model_info
 
     k = n or 8
     titles = _titles_by_cluster(k)
     pipe = load_generator()
-    info = {**device_and_threads(), "model": pipe.scisci_info["name"], "max_new_tokens": max_new_tokens}
+    info = {**device_and_threads(), "model": model_info(pipe).name, "max_new_tokens": max_new_tokens}
     clusters = sorted(titles)
     if variant == "baseline":
         def run():
@@ -410,7 +423,7 @@ def job_load(variant: str, n: int | None) -> dict:
         getattr(fn, "cache_clear", lambda: None)()
     _, second_s, _ = timed(load_generator)
     return {"import_seconds": import_s, "first_seconds": first_s, "second_seconds": second_s,
-            "source": pipe.scisci_info["source"], "peak_mib": peak_mib(), **device_and_threads()}
+            "source": models.model_info(pipe).source, "peak_mib": peak_mib(), **device_and_threads()}
 
 
 def job_notebook2(variant: str, n: int | None) -> dict:
@@ -447,30 +460,28 @@ def job_scale(stage: str, n: int) -> dict:
         vectors, wall, cpu = timed(embed_texts, rows["text"], cache=False)
         np.save(BENCH_TMP / f"vectors-{n}.npy", vectors)  # the later stages at this size use these
     elif stage in ("reduce", "reduce_pca50"):
-        from helpers.clustering import reduce
-
         vectors = np.load(BENCH_TMP / f"vectors-{n}.npy")
         rss_before = peak_mib()
         if stage == "reduce":
-            reduced, wall, cpu = timed(reduce, vectors, n_components=5, random_state=SEED, **UMAP_PARAMS)
+            reduced, wall, cpu = timed(umap5, vectors)
             np.save(BENCH_TMP / f"reduced-{n}.npy", reduced)  # the cluster stage at this size uses these
         else:  # the fix proposed for UMAP at scale: PCA to 50-D first
             from sklearn.decomposition import PCA
 
             def run():
                 x = PCA(50, random_state=SEED).fit_transform(vectors)
-                return reduce(x / np.linalg.norm(x, axis=1, keepdims=True), n_components=5, random_state=SEED, **UMAP_PARAMS)
+                return umap5(x / np.linalg.norm(x, axis=1, keepdims=True))
 
             _, wall, cpu = timed(run)
     elif stage == "cluster":
-        from helpers.clustering import cluster
+        import hdbscan
 
         reduced = np.load(BENCH_TMP / f"reduced-{n}.npy")
-        labels, wall, cpu = timed(cluster, reduced, method="hdbscan", **HDBSCAN_PARAMS)
+        labels, wall, cpu = timed(hdbscan.HDBSCAN(**HDBSCAN_PARAMS).fit_predict, reduced)
         np.save(BENCH_TMP / f"labels-{n}.npy", labels)
         result["n_clusters"] = len(set(labels.tolist()) - {-1})
     elif stage == "keywords":
-        from helpers.clustering import keyword_labels
+        from helpers.labels import keyword_labels
 
         labels = np.load(BENCH_TMP / f"labels-{n}.npy")
         _, wall, cpu = timed(keyword_labels, rows, labels, top_n=5)
@@ -558,7 +569,7 @@ def job_endpoint(variant: str, n: int | None) -> dict:
 
     from helpers.data import load_corpus
     from helpers.endpoint import Endpoint
-    from helpers.generation import label_clusters
+    from helpers.labels import label_clusters
     from helpers.models import load_generator
     from scale.serve import packaged_model_folder, transformers_server
 
@@ -827,7 +838,8 @@ def _save_scaling(rows: list[dict]) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, from {', '.join(STAGES)}")
+    parser.add_argument("--stages", default=",".join(DEFAULT_STAGES),
+                        help=f"comma-separated, from {', '.join(STAGES)} (default: all but the last two)")
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the harness")
     parser.add_argument("--scaling", action="store_true", help="run the scaling study instead of the stages")
     parser.add_argument("--sizes", default="1000,10000,100000", help="record counts for --scaling")

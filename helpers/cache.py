@@ -45,3 +45,13 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def save_figure(fig, path, dpi: int = 150):
+    """Write a matplotlib (PNG, PDF, ...) or plotly (HTML) figure to ``path`` when one is given; returns ``fig``."""
+    if path is not None:
+        if hasattr(fig, "write_html"):
+            fig.write_html(Path(path))
+        else:
+            fig.savefig(Path(path), dpi=dpi)
+    return fig

@@ -1,4 +1,4 @@
-"""Texts to vectors: ``embed_texts`` with an on-disk cache, and zero-shot labels by similarity."""
+"""Texts to vectors: ``embed_texts`` (``SentenceTransformer.encode`` with an on-disk cache), zero-shot labels by similarity."""
 from __future__ import annotations
 
 import re
@@ -6,8 +6,8 @@ import re
 import numpy as np
 import pandas as pd
 
-from helpers.cache import cache_dir, content_hash
-from helpers.models import DEFAULT_EMBEDDER, load_embedder
+from helpers.cache import cache_dir, content_hash, save_figure
+from helpers.models import DEFAULT_EMBEDDER, load_embedder, model_info
 
 
 def check_texts(texts) -> list[str]:
@@ -24,10 +24,6 @@ def check_texts(texts) -> list[str]:
     return texts
 
 
-def _model_name(model) -> str:
-    return model if isinstance(model, str) else getattr(model, "scisci_name", None) or type(model).__name__
-
-
 # Texts per forward pass. On a CPU, batches of 16 abstracts (256 tokens each) keep the
 # activations in cache: 1.02-1.19x the docs/s of sentence-transformers' default 32, same
 # vectors (bench/RESULTS.md).
@@ -37,17 +33,17 @@ GPU_BATCH_SIZE = 128
 
 def embed_texts(texts, model=DEFAULT_EMBEDDER, batch_size: int | None = None, cache: bool = True,
                 show_progress: bool | None = None, backend: str = "torch") -> np.ndarray:
-    """Embed texts: float32 array ``(n, dim)``, each row L2-normalised (so dot product = cosine).
+    """``model.encode(texts, normalize_embeddings=True)``, with a disk cache: float32 ``(n, dim)``, rows of length 1.
 
-    ``model`` is a name (loaded with ``load_embedder``) or a loaded
-    SentenceTransformer. Results are cached on disk by model name and a hash of
-    the texts, so a re-run returns at once without loading the model.
+    What it adds to ``encode``: empty texts are refused by row, batches suit the device, and results
+    are cached on disk by model and a hash of the texts, so a re-run returns at once without loading
+    the model. ``model`` is a name (loaded with ``load_embedder``) or a loaded SentenceTransformer.
     ``backend`` is passed to ``load_embedder`` for a model given by name
     (``"onnx"``: ONNX Runtime fp32, same vectors; ``"onnx-int8"``: faster on a
     CPU but slightly approximate; each cached apart).
     """
     texts = check_texts(texts)
-    name = f"{model}@{backend}" if isinstance(model, str) and backend != "torch" else _model_name(model)
+    name = (f"{model}@{backend}" if backend != "torch" else model) if isinstance(model, str) else model_info(model).key
     path = cache_dir("embeddings") / f"{re.sub(r'[^A-Za-z0-9.-]+', '_', name)}-{content_hash(name, texts)}.npy"
     if cache and path.is_file():
         try:
@@ -72,24 +68,39 @@ def embed_texts(texts, model=DEFAULT_EMBEDDER, batch_size: int | None = None, ca
     return vectors
 
 
-def classify_by_similarity(texts, label_descriptions: dict[str, list[str]], model=DEFAULT_EMBEDDER,
-                           temperature: float = 0.05) -> pd.DataFrame:
-    """Zero-shot labels: each text gets the label whose descriptions it is most similar to.
+# Descriptions for zero-shot sentiment: several phrasings per label, averaged.
+SENTIMENT_DESCRIPTIONS = {
+    "POSITIVE": ["I feel good, happy and great.", "This is wonderful, excellent and pleasant.",
+                 "A positive, joyful and satisfied statement."],
+    "NEGATIVE": ["I feel bad, sad and terrible.", "This is awful, horrible and unpleasant.",
+                 "A negative, angry and disappointed statement."],
+}
 
-    Returns a DataFrame ``(n, 2)`` with ``label`` and ``score`` (softmax of
-    cosine similarities to each label's mean description vector, at ``temperature``).
+
+class SimilarityClassifier:
+    """Zero-shot labels: a text gets the label whose descriptions its embedding is closest to.
+
+    Called like a ``pipeline("sentiment-analysis")``: ``classifier(texts)`` returns
+    one ``{"label", "score"}`` per text, the score being a softmax of the cosine
+    similarities to each label's mean description vector, at ``temperature``.
     """
-    labels = list(label_descriptions)
-    centroids = np.stack([
-        embed_texts(label_descriptions[label], model, cache=False).mean(axis=0) for label in labels
-    ])
-    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
-    similarity = embed_texts(texts, model, cache=False) @ centroids.T
-    logits = similarity / temperature
-    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probs /= probs.sum(axis=1, keepdims=True)
-    best = probs.argmax(axis=1)
-    return pd.DataFrame({"label": [labels[i] for i in best], "score": probs[np.arange(len(best)), best]})
+
+    def __init__(self, embedder, label_descriptions: dict[str, list[str]] = SENTIMENT_DESCRIPTIONS,
+                 temperature: float = 0.05):
+        if not label_descriptions or len(label_descriptions) < 2:
+            raise ValueError("give at least two labels, each with a list of descriptions")
+        self.embedder, self.labels, self.temperature = embedder, list(label_descriptions), temperature
+        centroids = np.stack([embed_texts(label_descriptions[label], embedder, cache=False).mean(axis=0)
+                              for label in self.labels])
+        self.centroids = centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
+        print(f"Zero-shot classifier: labels {', '.join(self.labels)} by similarity to their descriptions, "
+              f"with {model_info(embedder).name if not isinstance(embedder, str) else embedder}.")
+
+    def __call__(self, texts) -> list[dict]:
+        logits = embed_texts([texts] if isinstance(texts, str) else texts, self.embedder, cache=False) @ self.centroids.T
+        probs = np.exp((logits - logits.max(axis=1, keepdims=True)) / self.temperature)
+        probs /= probs.sum(axis=1, keepdims=True)
+        return [{"label": self.labels[i], "score": float(p[i])} for p, i in zip(probs, probs.argmax(axis=1))]
 
 
 def plot_similarity(similarity, labels=None, title: str | None = None, path=None, wrap: int = 35):
@@ -128,6 +139,4 @@ def plot_similarity(similarity, labels=None, title: str | None = None, path=None
     fig.colorbar(image, ax=ax, label="cosine similarity", shrink=0.8)
     ax.set_title(title or "Cosine similarity")
     fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=120)
-    return fig
+    return save_figure(fig, path, dpi=120)

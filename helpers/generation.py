@@ -20,7 +20,10 @@ Typical use::
     messages = [make_messages("Name three colours.", system="Answer briefly.")]
     generate(messages)                                  # -> ["Red, green, blue."]
     score_choices(messages, ["TRUE", "FALSE"])           # -> probabilities per choice
-    label_clusters(df.groupby("cluster")["title"].apply(list).to_dict())
+
+What ``generate`` adds to calling the pipeline, ``pipe(chat, max_new_tokens=..., do_sample=False)``:
+many chats in padded batches (one ``model.generate`` per batch), the disk cache,
+and the same call for an endpoint.
 """
 from __future__ import annotations
 
@@ -30,7 +33,6 @@ import re
 import numpy as np
 import pandas as pd
 
-from helpers import prompts
 from helpers.cache import cache_dir, content_hash
 from helpers.endpoint import Endpoint, Failure
 
@@ -84,9 +86,10 @@ def _backend(generator) -> tuple[str, str]:
     """(name the cache keys use, description printed at each call) of a resolved generator."""
     if isinstance(generator, Endpoint):
         return generator.name, generator.describe()
-    info = getattr(generator, "scisci_info", None) or {}
-    name = info.get("name") or getattr(generator.model, "name_or_path", type(generator.model).__name__)
-    return name, f"{name} (local transformers, {info.get('device') or generator.model.device})"
+    from helpers.models import model_info
+
+    name = model_info(generator).name
+    return name, f"{name} (local transformers, {generator.model.device})"
 
 
 def chat_prompts(messages_list, tokenizer) -> list[str]:
@@ -363,164 +366,3 @@ def score_choices(messages_list, choices: list[str], generator=None, prefix: str
     if errors == "mark":
         frame["error"] = None  # a local model raises instead of failing a row
     return frame
-
-
-# --------------------------------------------------------------------------- cluster labels
-
-_PREFIX = re.compile(r"^\s*(?:here\s+are\s+)?(?:the\s+)?(?:main\s+)?(?:\d\s*(?:to|-|–)\s*\d\s+)?(?:main\s+)?"
-                     r"(?:themes?|topics?|labels?|keywords?)\b[^:\n]*:\s*", flags=re.IGNORECASE)
-_MARKER = re.compile(r"^\s*(?:[-*•·–—>]+|\(?\d{1,2}[.):]|\(?[a-eA-E][.)](?=\s))\s*")
-_NAMED = re.compile(r"^(?:theme|topic|label)\s*\d*\s*[:.-]\s*", flags=re.IGNORECASE)
-
-
-def theme_candidates(text: str, max_words: int = 8) -> list[str]:
-    """Every theme found in an answer, in order, deduplicated (case-insensitive).
-
-    One theme per line, or comma/semicolon-separated on a single line. Numbering,
-    bullets, ``Themes:`` prefixes, markdown emphasis, quotes and end punctuation
-    are removed; ``Name: description`` keeps the name; lines longer than
-    ``max_words`` words are prose, not themes, and are skipped.
-    """
-    if not isinstance(text, str):
-        return []
-    text = _PREFIX.sub("", text.strip().replace("**", "").replace("__", ""))
-    lines = [line for line in text.splitlines() if line.strip()]
-    if len(lines) == 1 and re.search(r"[,;]", lines[0]):
-        lines = re.split(r"[,;]", lines[0])
-    themes, seen = [], set()
-    for line in lines:
-        line = _MARKER.sub("", line.strip())
-        line = _NAMED.sub("", line)
-        if ":" in line:
-            name, _, rest = line.partition(":")
-            line = name if name.strip() else rest
-        line = line.strip().strip("\"'`“”‘’").strip().rstrip(".;,!").strip()
-        if not line or line.endswith("?") or len(line.split()) > max_words or not re.search(r"[A-Za-z]", line):
-            continue
-        key = line.casefold()
-        if key not in seen:
-            seen.add(key)
-            themes.append(line)
-    return themes
-
-
-def parse_themes(text: str, min_n: int = 3, max_n: int = 5) -> list[str] | None:
-    """Short themes from a model's answer: the first ``max_n`` found, or None when fewer than ``min_n``.
-
-    Tolerates numbering, bullets, ``Themes:`` prefixes and repeats (see
-    ``theme_candidates``). None means the answer could not be parsed: show it as such.
-    """
-    themes = theme_candidates(text)
-    return themes[:max_n] if len(themes) >= min_n else None
-
-
-def _short_title(title: str, max_words: int) -> str:
-    # Scopus appends translations of non-English titles in square brackets: "...; [Науковедение ...]".
-    title = re.sub(r"\s*;?\s*\[[^\]]*\]", "", title).strip() or title.strip()
-    words = title.split()
-    return " ".join(words[:max_words]) + " ..." if len(words) > max_words else title
-
-
-def sample_titles(titles, n_titles: int = 10, seed: int = 0, max_words: int = 20) -> list[str]:
-    """Up to ``n_titles`` distinct, non-empty titles drawn at random (reproducible with ``seed``).
-
-    Bracketed translations that Scopus appends to titles are dropped, and titles
-    are cut to ``max_words`` words: long prompts cost time and push the model
-    towards copying titles.
-    """
-    titles = list(dict.fromkeys(t.strip() for t in titles if isinstance(t, str) and t.strip()))
-    if len(titles) > n_titles:
-        picks = np.random.default_rng(seed).choice(len(titles), size=n_titles, replace=False)
-        titles = [titles[i] for i in sorted(picks)]
-    return [_short_title(t, max_words) for t in titles]
-
-
-def cluster_label_messages(titles: list[str], system: str = prompts.CLUSTER_LABEL_SYSTEM,
-                           user: str = prompts.CLUSTER_LABEL_USER,
-                           examples=prompts.CLUSTER_LABEL_EXAMPLES) -> list[dict]:
-    """The chat that asks for one cluster's themes: system, worked examples, then the titles.
-
-    Each example is ``(titles, answer)``: a user turn with those titles and the
-    assistant's answer, so the model sees the format it should follow.
-    """
-    if "{titles}" not in user:
-        raise ValueError("the user prompt needs a {titles} slot for the sampled titles")
-    chat = [{"role": "system", "content": system}] if system else []
-    for example_titles, answer in examples or []:
-        chat += [{"role": "user", "content": user.format(titles="\n".join(example_titles))},
-                 {"role": "assistant", "content": answer}]
-    return chat + [{"role": "user", "content": user.format(titles="\n".join(titles))}]
-
-
-# Cluster labels: a mild penalty keeps SmolLM2-135M from repeating one theme (see label_clusters).
-LABEL_REPETITION_PENALTY = 1.2
-
-
-def label_clusters(titles_by_cluster: dict, generator=None, n_titles: int = 10, seed: int = 0,
-                   system: str = prompts.CLUSTER_LABEL_SYSTEM, user: str = prompts.CLUSTER_LABEL_USER,
-                   examples=prompts.CLUSTER_LABEL_EXAMPLES, max_new_tokens: int = 32,
-                   repetition_penalty: float | None = LABEL_REPETITION_PENALTY, batch_size: int = 8,
-                   min_n: int = 3, max_n: int = 5,
-                   cache: bool = True) -> pd.DataFrame:
-    """Label each cluster with 3-5 short themes written by an instruct model.
-
-    ``titles_by_cluster`` maps a cluster id to its titles, e.g.
-    ``df.groupby("cluster")["title"].apply(list).to_dict()``; the noise group
-    (negative ids) is left out. Up to ``n_titles`` titles per cluster are sampled
-    with ``seed``, put into the ``user`` template (slot ``{titles}``, one title
-    per line) after the ``system`` prompt and the worked ``examples`` (pass
-    ``examples=[]`` for none), and all clusters are generated greedily in batches
-    (``max_new_tokens`` caps an answer: 5 themes of 3 words fit in 32). The mild
-    ``repetition_penalty`` keeps SmolLM2-135M from answering "ethics; ethics;
-    ethics; ..." (without it, 5 of the course's 16 clusters came back unparseable;
-    1.5 is too strong and breaks the format); pass None for plain greedy decoding.
-    Returns one row per cluster: ``cluster``, ``n_titles``, ``prompt`` (the last
-    user message), ``answer`` (raw), ``themes`` (list, or None), ``n_themes`` (how
-    many the answer contained), ``parsed`` (True when ``min_n``-``max_n`` themes
-    could be read; more are cut to ``max_n``), ``label`` (the themes joined
-    by "; ", "UNPARSEABLE: " and the start of the answer, or "FAILED: " and why
-    when an endpoint gave no answer), and ``error`` (that reason, else None).
-    """
-    if not isinstance(titles_by_cluster, dict) or not titles_by_cluster:
-        raise ValueError("titles_by_cluster must be a non-empty dict {cluster id: list of titles}")
-    clusters = sorted(c for c in titles_by_cluster if not (isinstance(c, (int, np.integer)) and c < 0))
-    if not clusters:
-        raise ValueError("only the noise group (-1) was given; there is no cluster to label")
-    sampled = {c: sample_titles(titles_by_cluster[c], n_titles, seed) for c in clusters}
-    empty = [c for c in clusters if not sampled[c]]
-    if empty:
-        raise ValueError(f"cluster(s) {empty} have no non-empty title")
-    chats = [cluster_label_messages(sampled[c], system, user, examples) for c in clusters]
-    user_texts = {c: chat[-1]["content"] for c, chat in zip(clusters, chats)}
-    answers = generate(chats, generator, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                       repetition_penalty=repetition_penalty, cache=cache, errors="mark")
-    rows = []
-    for c, answer in zip(clusters, answers):
-        error = answer.reason if isinstance(answer, Failure) else None
-        answer = "" if error else answer
-        found = theme_candidates(answer)
-        themes = found[:max_n] if len(found) >= min_n else None
-        label = ("; ".join(themes) if themes else f"FAILED: {error}" if error
-                 else "UNPARSEABLE: " + " ".join(answer.split())[:60])
-        rows.append({"cluster": c, "n_titles": len(sampled[c]), "prompt": user_texts[c], "answer": answer,
-                     "themes": themes, "n_themes": len(found), "parsed": themes is not None, "label": label,
-                     "error": error})
-    return pd.DataFrame(rows)
-
-
-def compare_labels(llm_labels: pd.DataFrame, keyword_labels: pd.DataFrame) -> pd.DataFrame:
-    """One row per cluster: the LLM's label beside the keyword label (from ``clustering.keyword_labels``).
-
-    ``keyword_labels`` may be the long frame (cluster, rank, keyword) or one row
-    per cluster with a ``top_keywords`` column (``clustering.cluster_table``).
-    """
-    if "keyword" in keyword_labels:
-        keywords = (keyword_labels.sort_values(["cluster", "rank"]).groupby("cluster")["keyword"]
-                    .agg("; ".join).rename("keyword_label"))
-    elif "top_keywords" in keyword_labels:
-        keywords = keyword_labels.set_index("cluster")["top_keywords"].rename("keyword_label")
-    else:
-        raise ValueError("keyword_labels needs a 'keyword' column (keyword_labels) or 'top_keywords' (cluster_table)")
-    table = llm_labels[["cluster", "label", "parsed", "n_themes"]].rename(columns={"label": "llm_label"})
-    table = table.merge(keywords, left_on="cluster", right_index=True, how="left")
-    return table[["cluster", "keyword_label", "llm_label", "n_themes", "parsed"]]

@@ -16,8 +16,8 @@ import os
 import shutil
 import socket
 import sys
-import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -56,6 +56,7 @@ OPEN_CPU_GENERATOR = "HuggingFaceTB/SmolLM2-360M-Instruct"  # ungated, fast enou
 COURSE_BASE_GENERATOR = "openai-community/gpt2"
 COURSE_SENTIMENT = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEQUANTISED_SMOLLM2 = "SmolLM2-135M-Instruct-Q4_1-dequantised"  # folder in the model cache
 
 
 def get_device() -> str:
@@ -144,15 +145,79 @@ def _no_progress_bars():
         transformers_logging.enable_progress_bar()
 
 
-def _describe(name: str, source: str, device: str, dtype) -> None:
-    print(f"Model: {name} | from: {source} | device: {device} | dtype: {str(dtype).replace('torch.', '')}")
+@dataclass(frozen=True)
+class ModelInfo:
+    """A loaded model's name (the hub's, also for a packaged copy), source, device and dtype.
+
+    ``key`` adds the backend, for cache keys; printed, it is the ``Model: ...`` line every loader shows.
+    """
+
+    name: str
+    source: str
+    device: str
+    dtype: str
+    backend: str = "torch"
+
+    @property
+    def key(self) -> str:
+        return self.name if self.backend == "torch" else f"{self.name}@{self.backend}"
+
+    def __str__(self) -> str:
+        return f"Model: {self.name} | from: {self.source} | device: {self.device} | dtype: {self.dtype}"
+
+
+def _packaged_folders() -> dict[Path, str]:
+    """Folder -> hub name of every packaged copy installed here (and the cached dequantised SmolLM2)."""
+    folders = {(cache_dir("models") / DEQUANTISED_SMOLLM2).resolve(): PACKAGED_GENERATOR}
+    for name in (DEFAULT_EMBEDDER, PACKAGED_GENERATOR):
+        if packaged_path(name) is not None:
+            folders[packaged_path(name).resolve()] = name
+    return folders
+
+
+def model_info(model) -> ModelInfo:
+    """What a SentenceTransformer or pipeline is, read from the object (also one built directly; packaged: hub name)."""
+    core = getattr(model, "model", model)  # a pipeline holds its model; a SentenceTransformer is one
+    tokenizer = getattr(model, "tokenizer", None)
+    location = str(getattr(tokenizer, "name_or_path", "") or getattr(core, "name_or_path", "") or type(core).__name__)
+    path = Path(location).expanduser()
+    packaged = _packaged_folders().get(path.resolve()) if path.is_dir() else None
+    source = f"packaged copy ({location})" if packaged else "local folder" if path.is_dir() else "Hugging Face hub"
+    device = str(getattr(model, "device", None) or getattr(core, "device", "cpu"))
+    backend, dtype = "torch", str(getattr(core, "dtype", "")).replace("torch.", "")
+    first = model[0] if isinstance(model, torch.nn.Sequential) else None  # a SentenceTransformer's transformer module
+    if isinstance(getattr(first, "model", None), _OnnxTransformer):
+        backend = first.model.backend
+        dtype = "int8 (ONNX Runtime)" if backend == "onnx-int8" else "float32 (ONNX Runtime)"
+    elif first is not None:
+        dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+    return ModelInfo(packaged or location, source, device, dtype, backend)
+
+
+def model_location(name: str, fallback: str | None = None) -> str:
+    """What to pass to ``SentenceTransformer(...)`` or ``pipeline(...)`` to load model ``name``.
+
+    The folder of an installed packaged copy when there is one (the same
+    weights as the hub's; the packaged SmolLM2 GGUF is dequantised into the
+    model cache once), else ``name`` itself, for the Hugging Face hub. When the
+    hub is unreachable and ``name`` isn't packaged, the packaged ``fallback`` is
+    used instead and a line says so; without a fallback a RuntimeError says what to do.
+    """
+    if packaged_path(name) is None and not hub_online():
+        if fallback is None or packaged_path(fallback) is None:
+            raise _unreachable(name, fallback or DEFAULT_EMBEDDER)
+        print(f"{name!r} can't be loaded (the hub is unreachable): using the packaged {fallback} instead.")
+        name = fallback
+    local = packaged_path(name)
+    if local is None:
+        return name
+    return str(_dequantise_smollm2(local) if name == PACKAGED_GENERATOR else local)
 
 
 def _unreachable(name: str, offline_choice: str) -> RuntimeError:
     return RuntimeError(
         f"Model {name!r} is not installed locally and the Hugging Face hub is unreachable. "
-        f"Offline, use {offline_choice!r} (installed with the course), or connect to the internet."
-    )
+        f"Offline, use {offline_choice!r} (installed with the course), or connect to the internet.")
 
 
 EMBEDDER_BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -177,20 +242,13 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, device: str | None = None, backe
     device = device or get_device()
     if backend != "torch" and device != "cpu":
         raise ValueError(f'backend={backend!r} runs on the CPU only; on {device!r} use backend="torch" (fp16)')
-    local = packaged_path(name)
-    if local is None and not hub_online():
-        raise _unreachable(name, DEFAULT_EMBEDDER)
     with _no_progress_bars():  # loading takes a second; a progress bar would only clutter the notebook
-        model = SentenceTransformer(str(local or name), device=device, token=hf_token())
+        model = SentenceTransformer(model_location(name), device=device, token=hf_token())
     if device != "cpu":
         model = model.half()
-    model.scisci_name = name
-    dtype = next(model.parameters()).dtype
     if backend != "torch":
-        model[0].model = _onnx_transformer(model[0].model, name, int8=backend == "onnx-int8")
-        model.scisci_name = f"{name}@{backend}"
-        dtype = "int8 (ONNX Runtime)" if backend == "onnx-int8" else "float32 (ONNX Runtime)"
-    _describe(name, f"packaged copy ({local})" if local else "Hugging Face hub", device, dtype)
+        model[0].model = _onnx_transformer(model[0].model, name, backend)
+    print(model_info(model))
     return model
 
 
@@ -204,11 +262,9 @@ def load_query_embedder(model=DEFAULT_EMBEDDER):
     model object (and any model on a GPU) is returned as it is. If the export
     fails, PyTorch is used and the reason printed.
     """
-    if isinstance(model, str):
-        name, device = model, get_device()
-    else:
-        name, device = getattr(model, "scisci_name", ""), str(model.device)
-    if name and "@" not in name and device == "cpu":  # "@": already a converted backend
+    info = None if isinstance(model, str) else model_info(model)
+    name, device = (model, get_device()) if info is None else (info.name, info.device)
+    if device == "cpu" and (info is None or info.backend == "torch"):
         try:
             return load_embedder(name, backend="onnx")
         except ImportError as error:  # Colab's install leaves out onnx and its newer protobuf
@@ -219,7 +275,7 @@ def load_query_embedder(model=DEFAULT_EMBEDDER):
     return load_embedder(model) if isinstance(model, str) else model
 
 
-def _onnx_transformer(transformer, name: str, int8: bool):
+def _onnx_transformer(transformer, name: str, backend: str):
     """``transformer`` (a BERT-like ``AutoModel``) as an ONNX Runtime module with the same call and output.
 
     Exported once with the TorchScript ONNX exporter (fp32), and for ``int8``
@@ -235,7 +291,7 @@ def _onnx_transformer(transformer, name: str, int8: bool):
     fp32_path = _cached_model_file(cache_dir("models") / f"{name.split('/')[-1]}-onnx", key,
                                    lambda out: _export_onnx(transformer, name, out))
     path = fp32_path
-    if int8:
+    if backend == "onnx-int8":
         def quantise(out: Path) -> None:
             try:
                 from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -245,7 +301,7 @@ def _onnx_transformer(transformer, name: str, int8: bool):
 
         path = _cached_model_file(cache_dir("models") / f"{name.split('/')[-1]}-onnx-int8", key, quantise)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return _OnnxTransformer(session, transformer.config)
+    return _OnnxTransformer(session, transformer.config, backend)
 
 
 def _cached_model_file(folder: Path, key: str, make) -> Path:
@@ -287,9 +343,9 @@ def _export_onnx(transformer, name: str, out: Path) -> None:
 class _OnnxTransformer(torch.nn.Module):
     """Stands in for the ``AutoModel`` inside a SentenceTransformer: same inputs, ``last_hidden_state`` out."""
 
-    def __init__(self, session, config):
+    def __init__(self, session, config, backend: str):
         super().__init__()
-        self.session, self.config = session, config
+        self.session, self.config, self.backend = session, config, backend
         self.input_names = [i.name for i in session.get_inputs()]
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, **_):
@@ -335,37 +391,30 @@ def hub_access_problem(name: str) -> str | None:
     return None
 
 
-def _load_packaged_smollm2(folder: Path, device: str, dtype: torch.dtype):
-    """SmolLM2 from its GGUF file, dequantised once and then kept on disk as safetensors."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def _dequantise_smollm2(folder: Path) -> Path:
+    """Folder of the packaged SmolLM2 as plain safetensors, dequantised from its GGUF file once and cached."""
+    dequantised = cache_dir("models") / DEQUANTISED_SMOLLM2
+    if not (dequantised / "config.json").is_file():
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dequantised = cache_dir("models") / "SmolLM2-135M-Instruct-Q4_1-dequantised"
-    if (dequantised / "config.json").is_file():
-        source = f"packaged GGUF ({folder.name}), dequantised copy cached at {dequantised}"
-        tokenizer = AutoTokenizer.from_pretrained(dequantised)
-        with _no_progress_bars():  # a one-second load needs no progress bar
-            model = AutoModelForCausalLM.from_pretrained(dequantised, dtype=dtype)
-    else:
         print("Dequantising the packaged GGUF model once (about 30 s); later loads take seconds.")
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
-        staging = dequantised.with_name(f"{dequantised.name}.tmp-{os.getpid()}")  # one per process: runs in parallel don't collide
         # The weights are plain float tensors now; forget the GGUF origin so they can be saved.
         model.hf_quantizer, model.is_quantized, model.quantization_method = None, False, None
         model.config.__dict__.pop("quantization_config", None)
+        staging = dequantised.with_name(f"{dequantised.name}.tmp-{os.getpid()}")  # one per process: runs in parallel don't collide
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         try:
             staging.replace(dequantised)
         except OSError:  # another process finished first: its copy is the same
             shutil.rmtree(staging, ignore_errors=True)
-        model = model.to(dtype)
-        source = f"packaged GGUF ({folder / SMOLLM2_GGUF}), dequantised now and cached"
-    return model.to(device), tokenizer, source
+    return dequantised
 
 
 def load_generator(name: str | None = None, device: str | None = None, fallback: bool = True):
-    """A transformers ``text-generation`` pipeline for model ``name``.
+    """A transformers ``pipeline("text-generation")`` for model ``name``, loaded once per session.
 
     ``name=None`` chooses by device and access: a GPU with a Hugging Face token
     gets the course's Llama-3.2-1B-Instruct, otherwise an ungated instruct model
@@ -373,7 +422,7 @@ def load_generator(name: str | None = None, device: str | None = None, fallback:
     named model the hub can't serve (offline, or gated without granted access)
     is replaced when ``fallback`` is true, and the reason printed: by the open
     model for the device online, by the packaged SmolLM2 offline.
-    ``pipe.scisci_info`` records the choice.
+    ``model_info(pipe)`` tells which model it is.
     """
     device = device or get_device()
     name = name or choose_generator(device)
@@ -392,70 +441,14 @@ def load_generator(name: str | None = None, device: str | None = None, fallback:
 
 @functools.lru_cache(maxsize=2)
 def _load_pipeline(name: str, device: str):
-    """The text-generation pipeline of ``name`` on ``device``, loaded once per session."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+    from transformers import pipeline
 
-    dtype = get_dtype(device, name)
-    local = packaged_path(name)
-    start = time.perf_counter()
-    if local is not None:
-        model, tokenizer, source = _load_packaged_smollm2(local, device, dtype)
-    else:
-        token = hf_token()
-        tokenizer = AutoTokenizer.from_pretrained(name, token=token)
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, token=token).to(device)
-        source = "Hugging Face hub"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model.eval()
-    # Generators use BPE tokenizers, for which this clean-up (meant for WordPiece) would delete spaces
-    # before punctuation; transformers < 5.23 asks for it by default and warns at every call.
-    tokenizer.clean_up_tokenization_spaces = False
-    pipe = pipeline("text-generation", model=model, tokenizer=tokenizer, clean_up_tokenization_spaces=False)
-    pipe.scisci_info = {
-        "name": name, "source": source, "device": device, "dtype": str(dtype).replace("torch.", ""),
-        "seconds": round(time.perf_counter() - start, 1),
-    }
-    _describe(name, source, device, dtype)
+    with _no_progress_bars():  # a one-second load needs no progress bar
+        # BPE tokenizers: the WordPiece clean-up would delete spaces before punctuation (and < 5.23 warns at every call).
+        pipe = pipeline("text-generation", model=model_location(name), dtype=get_dtype(device, name), device=device,
+                        token=hf_token(), clean_up_tokenization_spaces=False)
+    pipe.tokenizer.clean_up_tokenization_spaces = False
+    if pipe.tokenizer.pad_token is None:  # batches are padded; models without a pad token pad with end-of-text
+        pipe.tokenizer.pad_token = pipe.tokenizer.eos_token
+    print(model_info(pipe))
     return pipe
-
-
-@functools.lru_cache(maxsize=1)
-def load_sentiment_classifier(name: str = COURSE_SENTIMENT):
-    """A function ``texts -> list of {"label", "score"}`` with labels POSITIVE/NEGATIVE.
-
-    Online: the course's fine-tuned classifier through ``pipeline("sentiment-analysis")``.
-    Offline: zero-shot by embedding similarity to label descriptions with the packaged
-    all-MiniLM-L6-v2 (see ``helpers.embeddings.classify_by_similarity``), and it says so.
-    """
-    if hub_online():
-        from transformers import pipeline
-
-        device = get_device()
-        classifier = pipeline("sentiment-analysis", model=name, device=device, token=hf_token())
-        _describe(name, "Hugging Face hub", device, classifier.model.dtype)
-        return lambda texts: classifier(list(texts))
-
-    from helpers.embeddings import classify_by_similarity
-
-    print(
-        f"The hub is unreachable, so {name!r} can't be loaded: classifying sentiment zero-shot "
-        f"instead, by similarity to label descriptions with {DEFAULT_EMBEDDER}."
-    )
-    embedder = load_embedder()
-    return lambda texts: classify_by_similarity(list(texts), SENTIMENT_LABELS, embedder).to_dict("records")
-
-
-# Descriptions for zero-shot sentiment: several phrasings per label, averaged.
-SENTIMENT_LABELS = {
-    "POSITIVE": [
-        "I feel good, happy and great.",
-        "This is wonderful, excellent and pleasant.",
-        "A positive, joyful and satisfied statement.",
-    ],
-    "NEGATIVE": [
-        "I feel bad, sad and terrible.",
-        "This is awful, horrible and unpleasant.",
-        "A negative, angry and disappointed statement.",
-    ],
-}

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from helpers.checks import require_columns
+
 try:
     import pymupdf
 except ImportError:  # PyMuPDF before 1.24 only ships the old module name
@@ -201,9 +203,7 @@ def split_passages(pages: pd.DataFrame, max_words: int = 120, overlap: int = 20,
     if not (isinstance(max_words, numbers.Integral) and isinstance(overlap, numbers.Integral)
             and max_words > overlap >= 0):
         raise ValueError(f"need whole numbers with max_words > overlap >= 0; got max_words={max_words}, overlap={overlap}")
-    missing = [c for c in PAGE_COLUMNS if c not in pages.columns]
-    if missing:
-        raise ValueError(f"pages lacks column(s) {missing}; pass the frame from extract_pages or read_articles")
+    require_columns(pages, PAGE_COLUMNS, "pages", "pass the frame from extract_pages or read_articles")
     rows, counter = [], {}
     for file, page, text in pages[PAGE_COLUMNS].itertuples(index=False):
         words, breaks = _words_and_breaks(text if isinstance(text, str) else "")
@@ -255,9 +255,7 @@ def find_quote(quote: str, pages: pd.DataFrame, min_chars: int = 20) -> dict:
     Returns ``{"found": bool, "page": first page of the match or None,
     "match": the article's text that matched, whitespace collapsed, or ""}``.
     """
-    missing = [c for c in PAGE_COLUMNS if c not in pages.columns]
-    if missing:
-        raise ValueError(f"pages lacks column(s) {missing}; pass the frame from extract_pages")
+    require_columns(pages, PAGE_COLUMNS, "pages", "pass the frame from extract_pages")
     if pages["file"].nunique() > 1:
         raise ValueError(f"pages holds {pages['file'].nunique()} files; pass one file's pages, "
                          "e.g. pages[pages.file == name]")

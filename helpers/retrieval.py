@@ -37,7 +37,8 @@ from sklearn.feature_extraction.text import CountVectorizer
 from helpers import generation, prompts
 from helpers.data import doi_from_filename
 from helpers.embeddings import check_texts, embed_texts
-from helpers.models import DEFAULT_EMBEDDER, load_query_embedder
+from helpers.checks import require_columns
+from helpers.models import DEFAULT_EMBEDDER, load_query_embedder, model_info
 
 METHODS = ("dense", "lexical", "hybrid")
 BM25_K1 = 1.5  # how quickly repeats of a word stop adding to its score
@@ -45,7 +46,7 @@ BM25_B = 0.75  # how much a long text is penalised for its length
 RRF_K = 60  # reciprocal-rank fusion constant: 1 / (60 + rank) from each list
 QUERY_CACHE_SIZE = 4096  # query vectors remembered per session (1.5 KiB each)
 CANDIDATES = 30  # hits of each method that enter the fusion; deeper lists let many weak matches outvote a top hit
-# Lowest dense cosine for a hit to count as relevant in `answer`. Chosen with `best_scores`
+# Lowest dense cosine for a hit to count as relevant in `answer`. Chosen with the best hit's `dense_score`
 # on abstracts + passages of the course (all-MiniLM-L6-v2): the best hit of the 10 off-topic
 # queries of retrieval_queries.csv scored 0.11-0.31, of the 30 on-topic ones 0.35-0.84;
 # 0.33 lies midway. Short acronym queries ("the COM-B model") score lowest among on-topic ones.
@@ -105,9 +106,12 @@ class SearchIndex:
     text_column: str
 
     def __repr__(self) -> str:
-        name = self.model if isinstance(self.model, str) else getattr(self.model, "scisci_name", type(self.model).__name__)
-        return (f"SearchIndex({len(self.records)} records, {self.embeddings.shape[1]}-d embeddings from {name}, "
+        return (f"SearchIndex({len(self.records)} records, {self.embeddings.shape[1]}-d embeddings from {_model_key(self.model)}, "
                 f"{len(self.vocabulary)} BM25 terms)")
+
+
+def _model_key(model) -> str:
+    return model if isinstance(model, str) else model_info(model).key
 
 
 def bm25_weights(texts: list[str], k1: float = BM25_K1, b: float = BM25_B) -> tuple[sparse.csc_matrix, dict]:
@@ -138,19 +142,13 @@ def build_index(records: pd.DataFrame, text_column: str = "text", embeddings: np
                 model=DEFAULT_EMBEDDER) -> SearchIndex:
     """A search index over ``records[text_column]``: embeddings and BM25 weights, computed once.
 
-    ``embeddings`` (float32 ``(n, dim)``, rows L2-normalised) are computed with
-    ``embed_texts`` (cached on disk, so the corpus embeddings of notebook 2 are
-    reused) when not given; ``model`` must be the one they came from, because
-    queries are embedded with it. ``records`` keeps all its columns (a search
-    result shows title, year, doi, file, page and text, and ``record``, the row
-    in ``index.records``).
+    ``embeddings`` (float32 ``(n, dim)``, rows L2-normalised) are computed with ``embed_texts``
+    (cached on disk: notebook 2's are reused) when not given; ``model`` must be the one they came
+    from, because queries are embedded with it. ``records`` keeps all its columns.
     """
-    if not isinstance(records, pd.DataFrame):
-        raise ValueError(f"records must be a pandas DataFrame; got {type(records).__name__}")
+    require_columns(records, [text_column], "records")
     if records.empty:
         raise ValueError("records is empty: there is nothing to search")
-    if text_column not in records.columns:
-        raise ValueError(f"records has no column {text_column!r} (columns: {', '.join(map(str, records.columns[:15]))})")
     records = records.reset_index(drop=True)
     texts = check_texts(records[text_column])
     if embeddings is None:
@@ -173,12 +171,8 @@ def label_passages(passages: pd.DataFrame, corpus: pd.DataFrame) -> pd.DataFrame
     the corpus record with that DOI (case-insensitive), missing (NaN) when the
     corpus has no such record.
     """
-    missing = [c for c in ("file", "page", "text") if c not in passages.columns]
-    if missing:
-        raise ValueError(f"passages lacks column(s) {missing}; pass the frame from split_passages")
-    for column in ("doi", "title", "year"):
-        if column not in corpus.columns:
-            raise ValueError(f"corpus lacks column {column!r}; pass the frame from load_corpus")
+    require_columns(passages, ["file", "page", "text"], "passages", "pass the frame from split_passages")
+    require_columns(corpus, ["doi", "title", "year"], "corpus", "pass the frame from load_corpus")
     known = corpus.dropna(subset=["doi"]).assign(key=lambda f: f["doi"].str.lower()).drop_duplicates("key")
     known = known.set_index("key")
     out = passages.drop(columns=[c for c in ("doi", "title", "year") if c in passages.columns])
@@ -200,7 +194,7 @@ def combine_indexes(**indexes: SearchIndex) -> SearchIndex:
     if not indexes:
         raise ValueError("pass at least one index, e.g. combine_indexes(abstract=a, passage=p)")
     first = next(iter(indexes.values()))
-    models = {str(getattr(ix.model, "scisci_name", ix.model)) for ix in indexes.values()}
+    models = {_model_key(ix.model) for ix in indexes.values()}
     if len(models) > 1:
         raise ValueError(f"the indexes were embedded with different models ({', '.join(sorted(models))}); "
                          "their similarities are not comparable")
@@ -280,19 +274,14 @@ def _ranks(scores: np.ndarray, ids: np.ndarray) -> np.ndarray:
 
 
 def search(index: SearchIndex, query: str, k: int = 10, method: str = "hybrid") -> pd.DataFrame:
-    """The ``k`` records that best match ``query``, best first.
+    """The ``k`` records that best match ``query``, best first (lexical: only records sharing a word, maybe fewer).
 
-    ``method``: "dense" (cosine of embeddings), "lexical" (BM25 on exact words)
-    or "hybrid" (reciprocal-rank fusion of the top ``CANDIDATES`` of each, or
-    the top ``k`` if more: sum of 1 / (60 + rank)). Returns one row per hit: ``rank``, ``score`` (the
-    method's: fused score, cosine or BM25), ``dense_rank`` and ``dense_score``
-    (cosine in [-1, 1], whatever the method: use it for relevance thresholds),
-    ``lexical_rank`` and ``lexical_score`` (BM25; rank <NA> when no query word
-    occurs), then the record's title, year, doi (and source, file, page where the
-    records have them), ``text`` (the indexed text) and ``record`` (its row in
-    ``index.records``, to look up any other column).
-    Lexical search returns only records sharing a word with the query, so it may
-    give fewer than ``k`` rows.
+    ``method``: "dense" (cosine of embeddings), "lexical" (BM25 on exact words) or "hybrid"
+    (reciprocal-rank fusion of the top ``max(k, CANDIDATES)`` of each: sum of 1 / (60 + rank)).
+    One row per hit: ``rank``, ``score`` (the method's), ``dense_rank``, ``dense_score`` (cosine in
+    [-1, 1] whatever the method: use it for relevance thresholds), ``lexical_rank`` (<NA> when no
+    query word occurs), ``lexical_score`` (BM25), then the record's title, year, doi, source, file,
+    page where it has them, ``text`` and ``record`` (its row in ``index.records``).
     """
     _check_query(query, k)
     if method not in METHODS:
@@ -433,25 +422,6 @@ def recall_at_k(index: SearchIndex, queries: pd.DataFrame, ks=(1, 10), methods=M
     table = {f"recall@{k}": [float((ranks[m].fillna(k + 1) <= k).mean()) for m in methods] for k in ks}
     table["n_queries"] = len(ranks)
     return pd.DataFrame(table, index=pd.Index(list(methods), name="method"))
-
-
-def best_scores(index: SearchIndex, queries) -> pd.DataFrame:
-    """Dense cosine of the best hit for each query: the scale on which ``answer`` judges relevance.
-
-    ``queries`` is a list of strings or a DataFrame with a ``query`` column (other
-    columns, e.g. ``kind``, are kept). Returns it with ``best_score`` and ``best_title``.
-    """
-    frame = queries.reset_index(drop=True).copy() if isinstance(queries, pd.DataFrame) else pd.DataFrame({"query": list(queries)})
-    if "query" not in frame.columns or frame.empty:
-        raise ValueError("queries must be a non-empty list of strings or a DataFrame with a 'query' column")
-    for q in frame["query"]:
-        _check_query(q, 1)
-    cosines = embed_texts(list(frame["query"]), index.model) @ index.embeddings.T
-    best = cosines.argmax(axis=1)
-    frame["best_score"] = cosines.max(axis=1).astype(float)
-    if "title" in index.records:
-        frame["best_title"] = index.records["title"].to_numpy()[best]
-    return frame
 
 
 # --------------------------------------------------------------------------- answers

@@ -58,3 +58,15 @@ def generator():
     from helpers.models import load_generator
 
     return load_generator()
+
+
+@pytest.fixture
+def keyword_frame():
+    """Cluster 0: 'bibliometrics' everywhere, 'peer review' only there. Cluster 1: 'citations'. Cluster 2: no keywords."""
+    import numpy as np
+    import pandas as pd
+
+    kws = [["bibliometrics", "peer review"]] * 10 + [["bibliometrics", "citations"]] * 10 + [np.nan] * 2
+    labels = np.array([0] * 10 + [1] * 10 + [2] * 2)
+    text = ["reviewers judge manuscripts"] * 10 + ["papers cite papers"] * 10 + ["gender gaps in grants"] * 2
+    return pd.DataFrame({"keywords": kws, "text": text, "title": [f"t{i}" for i in range(22)]}), labels

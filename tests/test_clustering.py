@@ -13,6 +13,7 @@ from helpers import clustering as cl
 
 N_CENTERS = 4
 FAST_UMAP = dict(n_epochs=200)
+COURSE_LIKE_UMAP = dict(n_neighbors=15, min_dist=0.0, metric="cosine", **FAST_UMAP)
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +25,22 @@ def blobs():
     return x.astype(np.float32), truth
 
 
+def hdbscan_labels(reduced, min_cluster_size=15):
+    import hdbscan
+
+    return hdbscan.HDBSCAN(min_cluster_size=min_cluster_size).fit_predict(reduced)
+
+
+def reduce(x, n_components=5, random_state=42):
+    import umap
+
+    reducer = umap.UMAP(n_components=n_components, random_state=random_state, **COURSE_LIKE_UMAP)
+    return cl.cached_fit_transform(reducer, x)
+
+
 @pytest.fixture(scope="module")
 def reduced(blobs):
-    return cl.reduce(blobs[0], n_components=5, random_state=42, **FAST_UMAP)
+    return reduce(blobs[0])
 
 
 def test_reduce_shape_and_dtype(reduced, blobs):
@@ -36,45 +50,31 @@ def test_reduce_shape_and_dtype(reduced, blobs):
 
 
 def test_reduce_same_seed_same_coordinates(blobs, reduced):
-    again = cl.reduce(blobs[0], n_components=5, random_state=42, **FAST_UMAP)
+    import umap
+
+    again = umap.UMAP(n_components=5, random_state=42, **COURSE_LIKE_UMAP).fit_transform(blobs[0])  # not from the cache
     np.testing.assert_array_equal(reduced, again)
 
 
 def test_hdbscan_recovers_blobs(reduced, blobs):
-    labels = cl.cluster(reduced, method="hdbscan", min_cluster_size=15)
+    labels = hdbscan_labels(reduced)
     assert len(set(labels) - {-1}) == N_CENTERS
     assert adjusted_rand_score(blobs[1], labels) > 0.9
 
 
 def test_same_seed_same_labels(blobs):
-    first = cl.cluster(cl.reduce(blobs[0], n_components=5, random_state=7, **FAST_UMAP))
-    second = cl.cluster(cl.reduce(blobs[0], n_components=5, random_state=7, **FAST_UMAP))
+    first = hdbscan_labels(reduce(blobs[0], random_state=7))
+    second = hdbscan_labels(reduce(blobs[0], random_state=7))
     np.testing.assert_array_equal(first, second)
-
-
-def test_kmeans_returns_k_labels(reduced):
-    labels = cl.cluster(reduced, method="kmeans", k=6)
-    assert sorted(set(labels)) == list(range(6))
-    assert len(labels) == len(reduced)
-
-
-def test_reduce_small_corpus_shrinks_neighbourhood(capsys):
-    x = np.random.default_rng(0).normal(size=(12, 8))
-    out = cl.reduce(x, n_neighbors=15, n_epochs=50)
-    assert out.shape == (12, 2)
-    assert "n_neighbors is reduced from 15 to 11" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: cl.reduce(np.ones(10)), "2-D"),
-        (lambda: cl.reduce(np.full((30, 4), np.nan)), "NaN"),
-        (lambda: cl.reduce(np.ones((3, 4))), "at least"),
-        (lambda: cl.cluster(np.empty((0, 2))), "empty"),
-        (lambda: cl.cluster(np.ones((5, 2)), min_cluster_size=15), "min_cluster_size=15"),
-        (lambda: cl.cluster(np.ones((30, 2)), method="dbscan"), "unknown method 'dbscan'"),
-        (lambda: cl.cluster(np.ones((30, 2)), method="kmeans"), "k="),
+        (lambda: reduce(np.ones(10)), "2-D"),
+        (lambda: reduce(np.full((30, 4), np.nan)), "NaN"),
+        (lambda: cl.cached_fit_transform(__import__("umap").UMAP(random_state=1), np.empty((0, 2))), "empty"),
+        (lambda: cl.stability(np.ones((5, 2)), [1], np.zeros(4)), "5 rows but reference_labels has 4"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(call, message):
@@ -82,52 +82,15 @@ def test_bad_inputs_raise_clear_errors(call, message):
         call()
 
 
-def _keyword_frame():
-    """Cluster 0: 'bibliometrics' everywhere, 'peer review' only there. Cluster 1: 'citations' + no peer review."""
-    kws = [["bibliometrics", "peer review"]] * 10 + [["bibliometrics", "citations"]] * 10 + [np.nan] * 2
-    labels = np.array([0] * 10 + [1] * 10 + [2] * 2)
-    text = ["reviewers judge manuscripts"] * 10 + ["papers cite papers"] * 10 + ["gender gaps in grants"] * 2
-    return pd.DataFrame({"keywords": kws, "text": text, "title": [f"t{i}" for i in range(22)]}), labels
-
-
-def test_keyword_only_in_cluster_tops_that_cluster():
-    df, labels = _keyword_frame()
-    out = cl.keyword_labels(df, labels, top_n=5, min_count=3)
-    top = out[out["cluster"] == 0].sort_values("rank")["keyword"].iloc[0]
-    assert top == "peer review"
-    assert "bibliometrics" not in set(out.loc[out["cluster"] == 0, "keyword"])  # everywhere -> not characteristic
-    assert out[out["cluster"] == 1]["keyword"].iloc[0] == "citations"
-
-
-def test_cluster_without_keywords_falls_back_to_ctfidf():
-    df, labels = _keyword_frame()
-    out = cl.keyword_labels(df, labels)
-    fallback = out[out["cluster"] == 2]
-    assert (fallback["source"] == "c-tf-idf").all()
-    assert {"gender", "grants"} <= set(fallback["keyword"])
-
-
-def test_ctfidf_terms_prefers_cluster_specific_words():
-    texts = ["citation networks of journals"] * 5 + ["gender gap in grant funding"] * 5
-    terms = cl.ctfidf_terms(texts, [0] * 5 + [1] * 5, top_n=3)
-    assert set(terms[terms["cluster"] == 0]["term"]) <= {"citation", "networks", "journals"}
-    assert set(terms[terms["cluster"] == 1]["term"]) <= {"gender", "gap", "grant", "funding"}
-
-
-@pytest.mark.parametrize("func", [cl.keyword_labels, cl.cluster_table])
-def test_mismatched_lengths_name_both(func):
-    df, labels = _keyword_frame()
+@pytest.mark.parametrize("func", [cl.cluster_table, cl.export_frame])
+def test_mismatched_lengths_name_both(func, keyword_frame):
+    df, labels = keyword_frame
     with pytest.raises(ValueError, match=r"22 rows but labels has 21"):
-        func(df, labels[:-1])
+        func(df, labels[:-1], *([np.zeros((22, 2))] if func is cl.export_frame else []))
 
 
-def test_ctfidf_mismatched_lengths():
-    with pytest.raises(ValueError, match=r"3 rows but labels has 2"):
-        cl.ctfidf_terms(["a b", "c d", "e f"], [0, 1])
-
-
-def test_cluster_table_rows_and_noise_last():
-    df, labels = _keyword_frame()
+def test_cluster_table_rows_and_noise_last(keyword_frame):
+    df, labels = keyword_frame
     labels = labels.copy()
     labels[-1] = -1
     table = cl.cluster_table(df, labels, n_examples=3)
@@ -139,8 +102,9 @@ def test_cluster_table_rows_and_noise_last():
 
 
 def test_stability_same_seed_gives_ari_one(blobs, reduced):
-    reference = cl.cluster(reduced)
-    out = cl.stability(blobs[0], seeds=[42], reference_labels=reference, umap_kwargs=FAST_UMAP)
+    reference = hdbscan_labels(reduced)
+    out = cl.stability(blobs[0], seeds=[42], reference_labels=reference, umap_params=COURSE_LIKE_UMAP,
+                       hdbscan_params=dict(min_cluster_size=15))
     assert list(out.columns) == ["seed", "n_clusters", "noise_share", "ari", "ari_clustered"]
     assert out.loc[0, "ari"] == pytest.approx(1.0)
     assert out.loc[0, "n_clusters"] == N_CENTERS
@@ -171,8 +135,8 @@ def test_predict_citations_mismatch():
         cl.predict_citations(emb[:-1], df)
 
 
-def test_export_frame_joins_keywords():
-    df, labels = _keyword_frame()
+def test_export_frame_joins_keywords(keyword_frame):
+    df, labels = keyword_frame
     out = cl.export_frame(df, labels, np.zeros((len(df), 2)))
     assert out.loc[0, "keywords"] == "bibliometrics; peer review"
     assert out.loc[21, "keywords"] == ""
@@ -180,7 +144,7 @@ def test_export_frame_joins_keywords():
 
 
 def test_plots_have_one_point_per_record(reduced, blobs):
-    labels = cl.cluster(reduced)
+    labels = hdbscan_labels(reduced)
     coords = reduced[:, :2]
     fig = cl.plot_clusters(coords, labels)
     assert sum(len(c.get_offsets()) for c in fig.axes[0].collections) == len(coords)
@@ -190,14 +154,9 @@ def test_plots_have_one_point_per_record(reduced, blobs):
     assert sum(len(t.x) for t in ifig.data) == len(coords)
     assert "year: 2020" in ifig.data[0].text[0]
 
-    bars = cl.plot_cluster_sizes(labels)
-    heights = [p.get_height() for p in bars.axes[0].patches]
-    assert sum(heights) == len(labels)
-    assert len(heights) == len(set(labels))
-
 
 def test_plot_saves_to_path(tmp_path, reduced):
-    labels = cl.cluster(reduced)
+    labels = hdbscan_labels(reduced)
     cl.plot_clusters(reduced[:, :2], labels, path=tmp_path / "c.png")
     cl.plot_clusters_interactive(reduced[:, :2], labels, pd.DataFrame({"title": ["x"] * len(labels)}),
                                  path=tmp_path / "c.html")
@@ -205,15 +164,31 @@ def test_plot_saves_to_path(tmp_path, reduced):
     assert (tmp_path / "c.html").stat().st_size > 0
 
 
-def test_reduce_cache_returns_stored_result(blobs, tmp_path, monkeypatch):
+def test_cached_fit_transform_returns_stored_result(blobs, tmp_path, monkeypatch):
     monkeypatch.setenv("SCISCI_CACHE", str(tmp_path))
-    first = cl.reduce(blobs[0], n_components=2, random_state=3, cache=True, **FAST_UMAP)
-    stored = list((tmp_path / "umap").glob("*.npy"))
+    first = reduce(blobs[0], n_components=2, random_state=3)
+    stored = list((tmp_path / "fit_transform").glob("UMAP-*.npy"))
     assert len(stored) == 1
     np.testing.assert_array_equal(np.load(stored[0]), first)
-    np.testing.assert_array_equal(cl.reduce(blobs[0], n_components=2, random_state=3, cache=True, **FAST_UMAP), first)
-    cl.reduce(blobs[0], n_components=2, random_state=4, cache=True, **FAST_UMAP)  # another seed, another entry
-    assert len(list((tmp_path / "umap").glob("*.npy"))) == 2
+    np.testing.assert_array_equal(reduce(blobs[0], n_components=2, random_state=3), first)
+    reduce(blobs[0], n_components=2, random_state=4)  # another seed, another entry
+    assert len(list((tmp_path / "fit_transform").glob("*.npy"))) == 2
+
+
+def test_cached_fit_transform_shares_the_cache_of_a_umap_built_by_hand(blobs, tmp_path, monkeypatch):
+    import umap
+
+    monkeypatch.setenv("SCISCI_CACHE", str(tmp_path))
+    by_hand = umap.UMAP(n_components=2, n_neighbors=15, min_dist=0.0, metric="cosine", random_state=3, **FAST_UMAP)
+    first = cl.cached_fit_transform(by_hand, blobs[0])
+    assert first.dtype == np.float32 and first.shape == (len(blobs[0]), 2)
+    # another reducer with the same parameters finds the stored result instead of running UMAP again
+    monkeypatch.setattr(umap.UMAP, "fit_transform", lambda *a, **k: pytest.fail("UMAP ran again"))
+    np.testing.assert_array_equal(reduce(blobs[0], n_components=2, random_state=3), first)
+    unseeded = umap.UMAP(n_components=2, **FAST_UMAP)
+    with pytest.raises(pytest.fail.Exception, match="UMAP ran again"):  # no seed: never cached, always computed
+        cl.cached_fit_transform(unseeded, blobs[0])
+    assert len(list((tmp_path / "fit_transform").glob("*.npy"))) == 1
 
 
 def test_cluster_colours_are_never_grey():
@@ -236,25 +211,5 @@ def test_load_clusters_reads_notebook2_file_with_keyword_lists(tmp_path, demo_co
     assert loaded["cluster"].tolist() == labels.tolist()
     assert loaded["keywords"].tolist() == demo_corpus["keywords"].tolist()
     demo_corpus.to_csv(tmp_path / "plain.csv", index=False)
-    with pytest.raises(ValueError, match="cluster, x, y"):
+    with pytest.raises(ValueError, match="lacks column.s. .cluster., .x., .y.*not a file of notebook 2"):
         load_clusters(tmp_path / "plain.csv")
-
-
-def test_notebook2_teaches_the_settings_notebook3_recomputes_with():
-    """Notebook 3 recomputes notebook 2's clusters when they are missing: both must agree."""
-    import ast
-
-    import nbformat
-
-    from helpers.cache import REPO_ROOT
-    from helpers.clustering import COURSE_HDBSCAN, COURSE_SEED, COURSE_UMAP
-
-    found = {}
-    for cell in nbformat.read(REPO_ROOT / "2_clustering.ipynb", as_version=4).cells:
-        if cell.cell_type != "code":
-            continue
-        for line in cell.source.splitlines():
-            name = line.split("=")[0].strip()
-            if name in ("SEED", "UMAP_PARAMS", "HDBSCAN_PARAMS") and line.startswith(name):
-                found[name] = eval(compile(ast.parse(line.split("=", 1)[1].strip(), mode="eval"), "nb2", "eval"))
-    assert found == {"SEED": COURSE_SEED, "UMAP_PARAMS": COURSE_UMAP, "HDBSCAN_PARAMS": COURSE_HDBSCAN}

@@ -54,3 +54,16 @@ def test_corrupted_cache_file_is_recomputed(embedder, fresh_cache):
 def test_empty_or_missing_texts_are_rejected_by_row(texts, rows):
     with pytest.raises(ValueError, match=rows.replace("(", r"\(").replace(")", r"\)")):
         embed_texts(texts)
+
+
+def test_similarity_classifier_labels_like_a_pipeline_and_says_so(embedder, capsys):
+    classify = embeddings.SimilarityClassifier(embedder)
+    assert "Zero-shot classifier: labels POSITIVE, NEGATIVE" in capsys.readouterr().out
+    results = classify(["My paper was rejected and I feel miserable.", "What a wonderful, happy day!"])
+    assert [r["label"] for r in results] == ["NEGATIVE", "POSITIVE"]
+    assert all(0.5 < r["score"] <= 1 for r in results)
+    topics = embeddings.SimilarityClassifier(embedder, {"citations": ["citation counts of papers"],
+                                                        "gender": ["women and men in science"]})
+    assert topics("The gender gap among professors")[0]["label"] == "gender"
+    with pytest.raises(ValueError, match="at least two labels"):
+        embeddings.SimilarityClassifier(embedder, {"only": ["one label"]})

@@ -14,7 +14,8 @@ import pytest
 
 from helpers.endpoint import Endpoint, Failure
 from helpers.extraction import ask_articles
-from helpers.generation import generate, label_clusters, make_messages
+from helpers.generation import generate, make_messages
+from helpers.labels import label_clusters
 
 
 class StubServer:
@@ -142,7 +143,7 @@ def test_a_500_becomes_a_marked_row_with_the_reason(capsys):
     assert table["cluster"].tolist() == [0, 1]  # no record lost
     assert table.loc[0, "parsed"] and pd.isna(table.loc[0, "error"])
     failed = table.loc[1]
-    assert not failed["parsed"] and failed["themes"] is None and failed["answer"] == ""
+    assert not failed["parsed"] and failed["terms"] == [] and failed["answer"] == ""
     assert "HTTP 500" in failed["error"] and "model overloaded" in failed["error"] and "2 attempts" in failed["error"]
     assert failed["label"].startswith("FAILED: HTTP 500")
     assert "1 of 2 request(s)" in capsys.readouterr().out  # said once, clearly

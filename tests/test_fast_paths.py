@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from helpers.embeddings import embed_texts
-from helpers.models import get_device, load_embedder, load_query_embedder
+from helpers.models import get_device, load_embedder, load_query_embedder, model_info
 from helpers.retrieval import build_index, embed_query
 
 pytest.importorskip("onnxruntime")
@@ -51,7 +51,7 @@ def test_backends_are_cached_apart(demo_corpus):
 
 
 def test_int8_model_is_named_apart():
-    assert load_embedder(backend="onnx-int8").scisci_name.endswith("@onnx-int8")
+    assert model_info(load_embedder(backend="onnx-int8")).key.endswith("@onnx-int8")
 
 
 def test_unknown_backend_is_refused():
@@ -74,7 +74,7 @@ def test_onnx_fp32_gives_pytorchs_vectors(demo_corpus):
 @pytest.mark.skipif(get_device() != "cpu", reason="the ONNX query path is the CPU's")
 def test_queries_go_through_onnx_and_are_remembered(demo_corpus):
     index = build_index(demo_corpus.head(30))
-    assert load_query_embedder(index.model).scisci_name.endswith("@onnx")
+    assert model_info(load_query_embedder(index.model)).key.endswith("@onnx")
     query = "citation impact of highly cited papers"
     vector = embed_query(index, query)
     assert vector.shape == (384,) and vector.dtype == np.float32

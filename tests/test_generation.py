@@ -7,52 +7,8 @@ import numpy as np
 import pytest
 
 from helpers import generation
-from helpers.generation import (
-    chat_prompts, generate, label_clusters, make_messages, parse_themes, sample_titles, score_choices,
-    theme_candidates,
-)
-
-
-# --------------------------------------------------------------------------- parsing themes
-
-
-@pytest.mark.parametrize("answer, expected", [
-    ("1. Gender bias\n2. Research careers\n3. Mentoring", ["Gender bias", "Research careers", "Mentoring"]),
-    ("- citations\n- altmetrics\n* peer review\n• impact", ["citations", "altmetrics", "peer review", "impact"]),
-    ("Themes: open science; replication; data sharing", ["open science", "replication", "data sharing"]),
-    ("Here are the main themes:\n\n**Knowledge graphs**\n**Ontologies**\n**Linked data**",
-     ["Knowledge graphs", "Ontologies", "Linked data"]),
-    ("Theme 1: Collaboration\nTheme 2: Team science\nTheme 3: Co-authorship networks",
-     ["Collaboration", "Team science", "Co-authorship networks"]),
-    ("gender; career; gender; academia; Gender; career", ["gender", "career", "academia"]),
-    ("1) Citations: how papers cite each other\n2) Impact factor: journal metrics\n3) h-index",
-     ["Citations", "Impact factor", "h-index"]),
-])
-def test_parse_themes_tolerates_formats_and_duplicates(answer, expected):
-    assert parse_themes(answer) == expected
-
-
-def test_parse_themes_caps_at_max_and_rejects_too_few():
-    many = "a1 topic; b2 topic; c3 topic; d4 topic; e5 topic; f6 topic; g7 topic"
-    assert parse_themes(many) == ["a1 topic", "b2 topic", "c3 topic", "d4 topic", "e5 topic"]
-    assert len(theme_candidates(many)) == 7
-    assert parse_themes("Knowledge Graphs; Knowledge Graphs; Knowledge Graphs") is None  # one theme repeated
-    assert parse_themes("I am sorry, I cannot tell what these articles have in common because they differ a lot.") is None
-    assert parse_themes("") is None and parse_themes(None) is None
-
-
-def test_parse_themes_skips_prose_lines():
-    answer = ("These articles study many aspects of how science works in different countries and fields.\n"
-              "- mobility\n- migration\n- brain drain")
-    assert parse_themes(answer) == ["mobility", "migration", "brain drain"]
-
-
-def test_sample_titles_is_reproducible_and_bounded():
-    titles = [f"Title {i}" for i in range(40)] + ["", None, "Title 3"]
-    first, again = sample_titles(titles, 10, seed=1), sample_titles(titles, 10, seed=1)
-    assert first == again and len(first) == 10 and len(set(first)) == 10
-    assert sample_titles(titles, 10, seed=2) != first
-    assert sample_titles(["A", "B", "A"], 10) == ["A", "B"]
+from helpers.generation import chat_prompts, generate, make_messages, score_choices
+from helpers.labels import label_clusters, parse_themes, sample_titles, theme_candidates
 
 
 def test_messages_and_chat_prompts(generator):
@@ -105,7 +61,7 @@ class _NoModel:
     """Stands in for a generator whose model must not be used (a cache hit needs none)."""
 
     def __init__(self, name):
-        self.scisci_info = {"name": name, "device": "cpu"}
+        self.name_or_path, self.device, self.dtype = name, "cpu", "float32"
         self.tokenizer = self
         self.model = self
 
@@ -118,7 +74,7 @@ def test_cache_serves_repeats_and_recomputes_changes(generator, monkeypatch, tmp
     chats = [make_messages("Name two colours.")]
     first = generate(chats, generator, max_new_tokens=8)
     assert len(list((tmp_path / "generations").glob("*.json"))) == 1
-    stand_in = _NoModel(generator.scisci_info["name"])
+    stand_in = _NoModel(generator.tokenizer.name_or_path)  # read as the same model
     assert generate(chats, stand_in, max_new_tokens=8) == first  # served without the model
     with pytest.raises(AssertionError, match="model was used"):
         generate([make_messages("Name three colours.")], stand_in, max_new_tokens=8)  # changed prompt
@@ -301,8 +257,9 @@ def test_label_clusters_marks_unparseable_and_skips_noise(endpoint_env):
         endpoint_env(server.url)
         table = label_clusters(titles, n_titles=2, seed=0)
     assert table["cluster"].tolist() == [0, 1]  # noise left out
-    assert table.loc[0, "themes"] == ["gender", "careers", "mentoring"] and table.loc[0, "parsed"]
-    assert not table.loc[1, "parsed"] and table.loc[1, "themes"] is None
+    assert table.loc[0, "terms"] == ["gender", "careers", "mentoring"] and table.loc[0, "parsed"]
+    assert table.loc[0, "label"] == "gender; careers; mentoring" and (table["method"] == "LLM").all()
+    assert not table.loc[1, "parsed"] and table.loc[1, "terms"] == []
     assert table.loc[1, "label"].startswith("UNPARSEABLE: Sorry")
     assert (table["n_titles"] == 2).all()
     # The worked examples precede the cluster's own titles in the chat.
@@ -318,6 +275,6 @@ def test_label_clusters_real_model_on_demo_corpus(generator, demo_corpus):
     for row in table.itertuples():
         assert row.answer  # the raw answer is always kept
         if row.parsed:
-            assert 3 <= len(row.themes) <= 5 and row.label == "; ".join(row.themes)
+            assert 3 <= len(row.terms) <= 5 and row.label == "; ".join(row.terms)
         else:
-            assert row.themes is None and row.label.startswith("UNPARSEABLE")
+            assert row.terms == [] and row.label.startswith("UNPARSEABLE")

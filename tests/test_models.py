@@ -98,8 +98,10 @@ def test_names_resolve_to_packaged_copies():
 
 
 def test_packaged_generator_answers_a_chat_prompt(generator):
-    assert generator.scisci_info["name"] == models.PACKAGED_GENERATOR
-    assert "packaged GGUF" in generator.scisci_info["source"]
+    info = models.model_info(generator)
+    assert info.name == models.PACKAGED_GENERATOR and info.backend == "torch"
+    assert info.source.startswith("packaged copy") and models.DEQUANTISED_SMOLLM2 in info.source
+    assert str(info).startswith(f"Model: {models.PACKAGED_GENERATOR} | from: packaged copy")
     messages = [
         {"role": "system", "content": "You are a concise assistant."},
         {"role": "user", "content": "Name one journal that publishes bibliometrics research."},
@@ -111,7 +113,7 @@ def test_packaged_generator_answers_a_chat_prompt(generator):
 def test_second_load_uses_the_dequantised_cache(generator, capsys):
     models._load_pipeline.cache_clear()
     again = models.load_generator()
-    assert "dequantised copy cached" in again.scisci_info["source"]
+    assert models.model_info(again).name == models.PACKAGED_GENERATOR
     assert "Dequantising" not in capsys.readouterr().out
     assert torch.equal(again.model.lm_head.weight, generator.model.lm_head.weight)
 
@@ -126,9 +128,31 @@ def test_unreachable_model_falls_back_loudly_or_raises(capsys):
         models.load_embedder("sentence-transformers/all-mpnet-base-v2")
 
 
-def test_offline_sentiment_is_zero_shot_and_says_so(capsys):
-    classify = models.load_sentiment_classifier()
-    assert "zero-shot" in capsys.readouterr().out
-    results = classify(["I am feeling terrible.", "I feel great this morning!"])
-    assert [r["label"] for r in results] == ["NEGATIVE", "POSITIVE"]
-    assert all(0.5 < r["score"] <= 1 for r in results)
+def test_a_pipeline_built_directly_is_named_like_a_loaded_one(generator):
+    from transformers import pipeline
+
+    location = models.model_location(models.PACKAGED_GENERATOR)
+    assert location.endswith(models.DEQUANTISED_SMOLLM2)
+    pipe = pipeline("text-generation", model=location)
+    assert models.model_info(pipe).name == models.model_info(generator).name == models.PACKAGED_GENERATOR
+    assert models.model_location("openai-community/gpt2", fallback=models.PACKAGED_GENERATOR) == location
+
+
+def test_embedder_info_names_the_packaged_copy_and_backend(embedder):
+    from sentence_transformers import SentenceTransformer
+
+    info = models.model_info(embedder)
+    assert (info.name, info.backend, info.device, info.dtype) == (models.DEFAULT_EMBEDDER, "torch", "cpu", "float32")
+    direct = SentenceTransformer(models.model_location(models.DEFAULT_EMBEDDER))
+    assert models.model_info(direct).key == info.key == models.DEFAULT_EMBEDDER
+    onnx = models.model_info(models.load_embedder(backend="onnx"))
+    assert (onnx.name, onnx.key) == (models.DEFAULT_EMBEDDER, models.DEFAULT_EMBEDDER + "@onnx")
+
+
+def test_models_does_not_import_the_modules_that_use_it():
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(models))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert not {m for m in imported if m.startswith("helpers.")} - {"helpers.cache"}

@@ -90,7 +90,8 @@ def test_positive_sentences_are_closer_to_each_other_than_to_the_negative(execut
     np.testing.assert_allclose(np.diag(similarity), 1, atol=1e-3)
     np.testing.assert_allclose(similarity, similarity.T, atol=1e-4)
     good, great, terrible = (sentences.index(s) for s in [
-        "I am feeling very good today", "I feel great this morning", "I am feeling terrible"])
+        "What a lovely, sunny afternoon", "The afternoon is bright and pleasant",
+        "What a dreary, rainy afternoon"])
     assert similarity[good, great] > similarity[good, terrible]
     assert similarity[good, great] > similarity[great, terrible]
 
@@ -121,9 +122,20 @@ def test_sentiment_labels_and_the_negative_sentence(executed):
     assert set(sentiment["label"]) <= {"POSITIVE", "NEGATIVE"}
     assert sentiment["score"].between(0, 1).all()
     labels = dict(zip(sentiment["text"], sentiment["label"]))
-    assert labels["I am feeling terrible"] == "NEGATIVE"
-    assert labels["I feel great this morning"] == "POSITIVE"
-    assert "classifying sentiment zero-shot" in _stdout(notebook)
+    assert labels["What a dreary, rainy afternoon"] == "NEGATIVE"
+    assert labels["What a lovely, sunny afternoon"] == "POSITIVE"
+    assert "Zero-shot classifier: labels POSITIVE, NEGATIVE" in _stdout(notebook)  # offline, and it says so
+    assert results["models"]["sentiment"] == "zero-shot: sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_library_calls_run_in_cells_and_match_the_helper(executed):
+    notebook, _, results = executed
+    code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    for call in ["SentenceTransformer(", ".encode(", 'pipeline("text-generation"', 'pipeline("sentiment-analysis"']:
+        assert call in code
+    assert results["models"]["embeddings"] == "sentence-transformers/all-MiniLM-L6-v2"
+    difference = float(_stdout(notebook).split("largest difference to encode():")[1].split()[0])
+    assert difference < 1e-5  # embed_texts gives encode's vectors
 
 
 def test_closing_section_uses_three_course_titles(executed, course_corpus):

@@ -41,12 +41,24 @@ def test_every_cluster_got_a_label_or_an_explicit_parse_failure(produced):
     outputs, _ = produced
     labels = pd.read_csv(outputs / "cluster_labels.csv")
     assert len(labels) >= 5 and labels["cluster"].is_unique and (labels["cluster"] >= 0).all()
+    assert list(labels.columns) == ["cluster", "keywords", "LLM"]
     for row in labels.itertuples():
-        assert isinstance(row.llm_label, str) and row.llm_label.strip()
-        assert row.parsed == (not row.llm_label.startswith("UNPARSEABLE"))
-        if row.parsed:
-            assert 3 <= len(row.llm_label.split("; ")) <= 5
-    assert labels["keyword_label"].notna().all()
+        assert isinstance(row.LLM, str) and row.LLM.strip()
+        if not row.LLM.startswith("UNPARSEABLE"):
+            assert 3 <= len(row.LLM.split("; ")) <= 5
+    assert labels["keywords"].notna().all()
+
+
+def test_library_calls_run_in_cells_before_their_helpers(produced):
+    _, notebook = produced
+    code = [c.source for c in notebook.cells if c.cell_type == "code"]
+    first = {call: next(i for i, s in enumerate(code) if call in s)
+             for call in ["generator(first_chat, max_new_tokens=32, do_sample=False)", "label_clusters(",
+                          "pymupdf.open(", "read_articles("]}
+    assert first["generator(first_chat, max_new_tokens=32, do_sample=False)"] < first["label_clusters("]
+    assert first["pymupdf.open("] < first["read_articles("]
+    printed = _printed(notebook)
+    assert " pages\n" in printed and "Section 1 took" in printed and "the core path (sections 1-3)" in printed
 
 
 def test_one_row_per_pdf_and_question_including_unreadable_ones(produced):

@@ -33,8 +33,15 @@ def test_notebook_is_committed_clean_and_explained(path):
         cell = notebook.cells[i]
         assert cell.outputs == [] and cell.execution_count is None, f"cell {i} was committed with outputs"
         assert i > 0 and notebook.cells[i - 1].cell_type == "markdown", f"code cell {i} has no markdown before it"
-    tasks = [c.source for c in notebook.cells if c.cell_type == "markdown" and "TASK" in c.source]
-    assert len(tasks) >= 3 and all("**TASK" in source for source in tasks)  # TASKs are bold
+    heading = r"\*\*(?:Optional )?TASK[^*]*\*\*"  # TASKs are bold
+    tasks = [c.source for c in notebook.cells if c.cell_type == "markdown" and re.search(heading, c.source)]
+    headings = [h for source in tasks for h in re.findall(heading, source)]
+    assert len(headings) >= 3
+    for source in tasks:  # each TASK has a time budget, a hint and what you should see, folded away
+        found = re.findall(heading, source)
+        assert all("minute" in h for h in found), found
+        assert source.count("<details><summary>") >= len(found) and "hint" in source.lower()
+        assert source.lower().count("what you should see</summary>") == len(found), found
 
 
 def test_readme_badges_point_at_the_one_repository_address():

@@ -2,7 +2,7 @@
 
 One small local cluster for the module (3 logical CPUs: two actors and a
 spare for reading and writing; no dashboard), shut down afterwards. Adds about
-1-2 minutes on a 2-core CPU: starting Ray (~10 s), each run's actors loading
+50 s on the shared 2-core CPU: starting Ray (~4 s), each run's actors loading
 the model, and one run of the command line against the same cluster.
 """
 import subprocess

@@ -2,10 +2,10 @@
 
 The server runs the packaged SmolLM2-135M-Instruct (the dequantised folder
 ``load_generator`` keeps) on the CPU, on a free loopback port, started once for
-this module and always stopped. Adds about 2-3 minutes on a quiet 2-core CPU
-(11 minutes were measured with the machine loaded 5x over): ~15 s to start the
-server, the rest is generation, which the server does one request at a time
-(the local pipeline batches).
+this module and always stopped. Adds about 4 minutes on the shared 2-core CPU
+(measured under a load of about 8): ~12 s to start the server, the rest is
+generation, which the server does one request at a time (the local pipeline
+batches).
 """
 import json
 
@@ -18,7 +18,8 @@ pytest.importorskip("uvicorn", reason="transformers serve needs its serving extr
 from helpers.cache import cache_dir  # noqa: E402
 from helpers.endpoint import Endpoint  # noqa: E402
 from helpers.extraction import ANSWERS, UNPARSEABLE, ask_articles  # noqa: E402
-from helpers.generation import _first_choice_in, generate, label_clusters  # noqa: E402
+from helpers.generation import _first_choice_in, generate  # noqa: E402
+from helpers.labels import label_clusters  # noqa: E402
 from scale.serve import packaged_model_folder, transformers_server  # noqa: E402
 
 
