@@ -1,31 +1,32 @@
-"""Yes/no questions about article PDFs, answered with evidence that is checked against the text.
+"""Yes/no questions about articles, answered from evidence checked against the text, and measured honestly.
 
-The pipeline, per article and question:
+One function per step (notebook 3 runs them one by one; ``ask_articles`` runs
+them all, for all articles and one question):
 
-1. read the PDF page by page (``helpers.pdfs``); a file that can't be read
-   becomes a row marked unreadable, with the reason;
-2. cut the pages into passages and rank them by embedding similarity to a
-   definition of the concept; the best passage's similarity is the
-   ``evidence_score`` (retrieval alone, no LLM);
-3. give the model only the best ``k`` passages and let it choose among TRUE /
-   FALSE / UNCLEAR by its own probabilities (``generation.score_choices``):
-   a constrained choice, so a small model can't answer off-format;
-4. take an evidence quote separately (the passage sentence most similar to the
-   definition, or one the model writes) and check that it really occurs in the
-   article (``pdfs.find_quote``);
-5. combine the two: the evidence score gives a prior (a threshold and the share
-   of TRUE articles above and below it, fitted on the labelled set
-   ``extraction_labels.csv``), the model's probabilities update it (``combine``).
+1. ``find_evidence``: cut the pages into passages, leave out the reference
+   list, keep the passages that share most words with the definition (BM25,
+   cheap), embed only those and keep the ``k`` most similar to the definition.
+   Their sentences most similar to the definition are the evidence; the best
+   passage's similarity is the ``evidence_score``.
+2. ``build_prompts``: definition, evidence and question as a chat.
+3. ``generation.score_choices``: the model chooses TRUE / FALSE / UNCLEAR by
+   its own probabilities (a constrained choice).
+4. ``verify_quotes``: the quoted sentence really occurs in the article.
+5. ``combine``: a few-shot classifier on the evidence (logistic regression on
+   its embedding, trained on labelled *tuning* examples by ``fit_judge``)
+   gives P(TRUE); the model's odds update it with the weight they earned on
+   the tuning examples, 0 for a model at chance.
 
-Typical use::
-
-    results = ask_articles(fetch_articles(), "bibliometric")
-    plot_answers(results)
-    evaluate_extraction(results, load_extraction_labels())
+How good it is, is measured on labelled examples that nothing was tuned on
+(``evaluate``: accuracy with a Wilson interval, beside the keyword rule and
+the base rate). The course's labelled sets: ``extraction_labels.csv`` (the 27
+PDFs, read in full) and ``abstract_labels.csv`` (170 title+abstract records,
+split into a tuning and a test part); ``load_labels`` describes them.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,27 +40,21 @@ from helpers.pdfs import find_quote, read_articles, split_passages, truncate_wor
 
 ANSWERS = prompts.EXTRACTION_ANSWERS  # TRUE, FALSE, UNCLEAR
 UNPARSEABLE = "UNPARSEABLE"
-LABELS_PATH = Path(__file__).with_name("extraction_labels.csv")
+PDF_LABELS = Path(__file__).with_name("extraction_labels.csv")
+ABSTRACT_LABELS = Path(__file__).with_name("abstract_labels.csv")
+# Passages per article that are embedded after the lexical prefilter (None: all of them).
+CANDIDATES = 12
+# Fewest labelled tuning examples of each answer (TRUE and FALSE) that fit_judge accepts.
+MIN_PER_CLASS = 3
 
-# How the evidence score becomes a prior for the combined answer: above
-# ``threshold`` an article is TRUE with probability ``p_true_above``, below it with
-# ``p_true_below``. Chosen on the labelled set (``extraction_labels.csv``, both
-# questions pooled) by ``fit_evidence_prior``; a test recomputes them. They hold
-# for the course's definitions, passage size and embedder: re-fit them on a few
-# labelled articles of your own when you change those.
-EVIDENCE_PRIOR = {"threshold": 0.4313, "p_true_above": 0.7895, "p_true_below": 0.0513}
-
-# Terms whose presence in a record's author keywords counts as "mentions the concept".
+# Terms whose presence in a record's author keywords counts as "mentions the concept" (the keyword rule).
 KEYWORD_TERMS = {
     "knowledge_graph": ["knowledge graph", "linked data", "semantic web"],
     "bibliometric": ["bibliometric", "scientometric", "citation analysis"],
 }
 
-RESULT_COLUMNS = ["file", "question", "status", "answer", "evidence_score", "combined", "p_combined",
+RESULT_COLUMNS = ["file", "question", "status", "answer", "combined", "p_combined", "p_evidence", "evidence_score",
                   "p_TRUE", "p_FALSE", "p_UNCLEAR", "evidence", "page", "verified", "reason", "note"]
-
-
-# --------------------------------------------------------------------------- questions and passages
 
 
 def resolve_question(question: str, definition: str | None = None) -> tuple[str, str, str]:
@@ -79,12 +74,53 @@ def resolve_question(question: str, definition: str | None = None) -> tuple[str,
     return question, question, definition
 
 
+# --------------------------------------------------------------------------- step 1: evidence
+
+_REFERENCES = re.compile(r"^\s*(?:\d+\.?\s*)?(?:references|bibliography|literature cited|works cited)\s*:?\s*$",
+                         re.IGNORECASE | re.MULTILINE)
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"“])")
+
+
+def drop_references(pages: pd.DataFrame) -> pd.DataFrame:
+    """``pages`` without each article's reference list.
+
+    The list starts at the first line that reads only "References" (or
+    "Bibliography", "Literature cited", "Works cited") in the second half of
+    the article's pages; that page is cut there and later pages dropped. Cited
+    titles would otherwise pass for evidence ("Journal of Informetrics").
+    """
+    kept = []
+    for _, article in pages.groupby("file", sort=False):
+        article = article.sort_values("page")
+        last = article["page"].max()
+        cut = next(((page, m.start()) for page, text in zip(article["page"], article["text"])
+                    if page > last / 2 and isinstance(text, str) for m in [_REFERENCES.search(text)] if m), None)
+        if cut is not None:
+            article = article[article["page"] <= cut[0]].copy()
+            article.loc[article["page"] == cut[0], "text"] = article.loc[article["page"] == cut[0], "text"].str[:cut[1]]
+        kept.append(article)
+    return pd.concat(kept, ignore_index=True) if kept else pages
+
+
+def lexical_candidates(passages: pd.DataFrame, query: str, n: int | None = CANDIDATES) -> pd.DataFrame:
+    """The ``n`` passages of each file that share most words with ``query``, by BM25 (all when ``n`` is None)."""
+    from helpers.retrieval import bm25_weights, tokenize
+
+    if n is None or passages.empty:
+        return passages
+    weights, vocabulary = bm25_weights(passages["text"].tolist())
+    columns = [vocabulary[t] for t in set(tokenize(query)) if t in vocabulary]
+    scores = np.asarray(weights[:, columns].sum(axis=1)).ravel() if columns else np.zeros(len(passages))
+    ranked = passages.assign(_bm25=scores).sort_values(["file", "_bm25"], ascending=[True, False], kind="stable")
+    return ranked.groupby("file", sort=False).head(n).drop(columns="_bm25").sort_index()
+
+
 def rank_passages(passages: pd.DataFrame, query: str, k: int = 3, model=DEFAULT_EMBEDDER) -> pd.DataFrame:
     """The ``k`` passages of each file most similar to ``query`` (a question or a definition).
 
     ``passages`` is the frame from ``pdfs.split_passages`` (one or many files).
-    Returns those rows with ``similarity`` (cosine, -1..1) and ``rank``
-    (1 = most similar), best first within each file.
+    Returns those rows with ``similarity`` (cosine, -1..1), ``vector`` (the
+    passage's embedding) and ``rank`` (1 = most similar), best first within each file.
     """
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a whole number >= 1; got {k!r}")
@@ -92,17 +128,14 @@ def rank_passages(passages: pd.DataFrame, query: str, k: int = 3, model=DEFAULT_
     if missing:
         raise ValueError(f"passages lacks column(s) {missing}; pass the frame from split_passages")
     if passages.empty:
-        return passages.assign(similarity=pd.Series(dtype=float), rank=pd.Series(dtype=int))
+        return passages.assign(similarity=pd.Series(dtype=float), vector=pd.Series(dtype=object),
+                               rank=pd.Series(dtype=int))
     vectors = embed_texts(passages["text"], model)
-    query_vector = embed_texts([query], model)[0]
-    ranked = passages.assign(similarity=vectors @ query_vector)
+    ranked = passages.assign(similarity=vectors @ embed_texts([query], model)[0], vector=list(vectors))
     ranked = ranked.sort_values(["file", "similarity"], ascending=[True, False], kind="stable")
     ranked = ranked.groupby("file", sort=False).head(k)
     ranked["rank"] = ranked.groupby("file", sort=False).cumcount() + 1
     return ranked.reset_index(drop=True)
-
-
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"“])")
 
 
 def split_sentences(text: str, min_words: int = 6, max_words: int = 60) -> list[str]:
@@ -111,26 +144,298 @@ def split_sentences(text: str, min_words: int = 6, max_words: int = 60) -> list[
     return [s for s in sentences if min_words <= len(s.split()) <= max_words]
 
 
-def best_sentences(top_passages: pd.DataFrame, query: str, n: int = 1, model=DEFAULT_EMBEDDER) -> pd.DataFrame:
-    """The ``n`` sentences of each file's top passages most similar to ``query``.
+def find_evidence(pages: pd.DataFrame, definition: str, k: int = 3, n_sentences: int = 4, max_words: int = 120,
+                  max_evidence_words: int = 200, candidates: int | None = CANDIDATES,
+                  embedder=DEFAULT_EMBEDDER) -> pd.DataFrame:
+    """Step 1: each article's evidence for the concept of ``definition``, retrieval alone (no LLM).
 
-    Returns file, sentence, page, similarity, rank (1 = most similar), best first
-    within each file. Sentences come from ``split_sentences``; a file whose top
-    passages hold none (e.g. only a table) is missing from the result.
+    ``pages`` as from ``pdfs.read_articles``. Passages of ``max_words`` words,
+    reference lists left out; per article the ``candidates`` passages with the
+    most words of the definition (BM25; None: all) are embedded and the ``k``
+    most similar to the definition kept; of their sentences, the
+    ``n_sentences`` most similar form the evidence, in reading order, cut to
+    ``max_evidence_words``. Returns one row per article that has a passage:
+    file, evidence_score (best passage's cosine similarity to the definition),
+    evidence (the sentences as "- [page p] ..." lines), quote and page (the
+    single most similar sentence), vector (mean embedding of the top passages,
+    the classifier's input, ``(dim,)``), note.
     """
-    rows = [{"file": p.file, "page": int(p.page), "sentence": s}
-            for p in top_passages.itertuples() for s in split_sentences(p.text)]
-    if not rows:
-        return pd.DataFrame(columns=["file", "sentence", "page", "similarity", "rank"])
-    sentences = pd.DataFrame(rows).drop_duplicates(["file", "sentence"], ignore_index=True)
-    sentences["similarity"] = embed_texts(sentences["sentence"], model) @ embed_texts([query], model)[0]
-    best = sentences.sort_values(["file", "similarity"], ascending=[True, False], kind="stable")
-    best = best.groupby("file", sort=False).head(n)
-    best["rank"] = best.groupby("file", sort=False).cumcount() + 1
-    return best[["file", "sentence", "page", "similarity", "rank"]].reset_index(drop=True)
+    passages = lexical_candidates(split_passages(drop_references(pages), max_words=max_words), definition,
+                                  candidates)
+    top = rank_passages(passages, definition, k=k, model=embedder)
+    if top.empty:
+        return pd.DataFrame(columns=["file", "evidence_score", "evidence", "quote", "page", "vector", "note"])
+    sentences = pd.DataFrame([{"file": p.file, "page": int(p.page), "sentence": s}
+                              for p in top.itertuples() for s in split_sentences(p.text)],
+                             columns=["file", "page", "sentence"]).drop_duplicates(["file", "sentence"])
+    if not sentences.empty:
+        sentences["similarity"] = embed_texts(sentences["sentence"], embedder) @ embed_texts([definition], embedder)[0]
+    rows = []
+    for file, passages_of in top.groupby("file", sort=False):
+        chosen = sentences[sentences["file"] == file].nlargest(n_sentences, "similarity") if not sentences.empty \
+            else sentences
+        if chosen.empty:  # no sentence to split off (a table, a list): the best passage itself
+            chosen = passages_of.head(1).rename(columns={"text": "sentence"})
+        evidence, was_cut = truncate_words(
+            "\n".join(f"- [page {c.page}] {c.sentence}" for c in chosen.sort_values("page", kind="stable").itertuples()),
+            max_evidence_words)
+        vector = np.stack(passages_of["vector"]).mean(axis=0)
+        rows.append({"file": file, "evidence_score": float(passages_of["similarity"].iloc[0]), "evidence": evidence,
+                     "quote": chosen.iloc[0]["sentence"], "page": int(chosen.iloc[0]["page"]),
+                     "vector": vector / np.linalg.norm(vector),
+                     "note": f"evidence cut to {max_evidence_words} words to fit the model [... truncated]"
+                     if was_cut else ""})
+    return pd.DataFrame(rows)
 
 
-# --------------------------------------------------------------------------- asking the articles
+# --------------------------------------------------------------------------- steps 2-4: prompt, choice, quote
+
+
+def build_prompts(evidence: pd.DataFrame, question: str, definition: str | None = None,
+                  system: str | None = prompts.EXTRACTION_SYSTEM, user: str = prompts.EXTRACTION_USER) -> list:
+    """Step 2: one chat per row of ``evidence`` (from ``find_evidence``): definition, evidence, question.
+
+    ``user`` needs ``{passages}`` and ``{question}`` slots (``{definition}`` and
+    ``{file}`` are filled when present); ``system=None`` sends no system message.
+    """
+    from helpers.generation import make_messages
+
+    _, question_text, definition = resolve_question(question, definition)
+    for slot in ("{passages}", "{question}"):
+        if slot not in user:
+            raise ValueError(f"the user prompt needs a {slot} slot")
+    return [make_messages(user.format(definition=definition, file=e.file, passages=e.evidence,
+                                      question=question_text), system) for e in evidence.itertuples()]
+
+
+def verify_quotes(quotes: pd.DataFrame, pages: pd.DataFrame) -> pd.DataFrame:
+    """Step 4: does each ``quote`` (columns file, quote, page) occur in its article's ``pages``?
+
+    Returns ``quotes`` with ``verified`` (bool) and ``page`` (where it was
+    found; the given page when it was not). Matching tolerates line breaks,
+    hyphenation and typographic quotes (``pdfs.find_quote``).
+    """
+    found = [find_quote(q.quote, pages[pages["file"] == q.file]) for q in quotes.itertuples()]
+    return quotes.assign(verified=[f["found"] for f in found],
+                         page=[f["page"] if f["found"] else q.page for f, q in zip(found, quotes.itertuples())])
+
+
+# --------------------------------------------------------------------------- step 5: the judge
+
+
+@dataclass(frozen=True)
+class Judge:
+    """What step 5 learned from labelled tuning examples of one question.
+
+    ``classifier``: logistic regression from an evidence vector to P(TRUE);
+    ``llm_weight``: how much the model's log-odds log(p_TRUE / p_FALSE) move the
+    classifier's log-odds (0: the model is ignored, it did not help on the
+    tuning examples); ``threshold``: the evidence score that best separates the
+    tuning examples (for "similarity to the definition" alone); ``n_tuning``,
+    ``n_true``: the examples it was fitted on.
+    """
+
+    question: str
+    classifier: object
+    llm_weight: float
+    threshold: float
+    n_tuning: int
+    n_true: int
+
+    def p_evidence(self, evidence: pd.DataFrame) -> np.ndarray:
+        """P(TRUE) from the evidence alone, ``(n,)``."""
+        return self.classifier.predict_proba(np.stack(evidence["vector"]))[:, 1]
+
+    def __repr__(self) -> str:
+        return (f"Judge({self.question!r}: logistic regression on {self.n_tuning} tuning examples "
+                f"({self.n_true} TRUE), model weight {self.llm_weight:.2f})")
+
+
+def _logit(p):
+    p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def _model_log_odds(p_true, p_false) -> np.ndarray:
+    """log(p_true / p_false), 0 where the model gave no probabilities; an endpoint's 1/0 stays finite."""
+    ratio = np.log(np.clip(np.asarray(p_true, dtype=float), 1e-6, 1) / np.clip(np.asarray(p_false, dtype=float), 1e-6, 1))
+    return np.where(np.isfinite(ratio), ratio, 0.0)
+
+
+def combine(p_evidence, p_true, p_false, llm_weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """Step 5: the evidence's P(TRUE) updated by the model's odds: (answers TRUE/FALSE, P(TRUE)), each ``(n,)``.
+
+    log-odds = logit(p_evidence) + llm_weight * log(p_true / p_false). With
+    ``llm_weight`` 0 the model does not count; with 1 this is Bayes' rule with
+    the evidence as the prior, so a confident model overrules weak evidence.
+    Where the model gave no probabilities (NaN), the evidence decides alone.
+    """
+    score = _logit(p_evidence) + llm_weight * _model_log_odds(p_true, p_false)
+    posterior = 1 / (1 + np.exp(-score))
+    return np.where(posterior >= 0.5, "TRUE", "FALSE"), posterior
+
+
+def _classifier():
+    from sklearn.linear_model import LogisticRegression
+
+    # C chosen by 5-fold cross-validation on the tuning part among 0.1-10 (best for both course questions).
+    return LogisticRegression(C=10.0, class_weight="balanced", max_iter=2000)
+
+
+def fit_judge(evidence: pd.DataFrame, truth, question: str, choices: pd.DataFrame | None = None) -> Judge:
+    """Step 5's judge, fitted on labelled tuning examples only.
+
+    ``evidence`` from ``find_evidence`` (one row per example), ``truth`` the
+    labels (bool, same order), ``choices`` the model's ``score_choices`` on the
+    same examples (optional). The model's weight is kept only when adding its
+    log-odds to the classifier's (cross-validated) log-odds makes more tuning
+    examples right; otherwise it is 0. Raises ValueError when there are fewer
+    than ``MIN_PER_CLASS`` examples of TRUE or of FALSE.
+    """
+    from sklearn.model_selection import cross_val_predict
+
+    truth = np.asarray(truth, dtype=bool)
+    if len(truth) != len(evidence):
+        raise ValueError(f"{len(evidence)} evidence rows but {len(truth)} labels")
+    n_true, n_false = int(truth.sum()), int((~truth).sum())
+    if min(n_true, n_false) < MIN_PER_CLASS:
+        raise ValueError(f"too few labels to learn from: {n_true} TRUE and {n_false} FALSE tuning examples; "
+                         f"label at least {MIN_PER_CLASS} of each (and as many again to test on)")
+    x = np.stack(evidence["vector"])
+    weight = 0.0
+    if choices is not None:
+        folds = min(5, n_true, n_false)
+        logit_cv = cross_val_predict(_classifier(), x, truth, cv=folds, method="decision_function")
+        llm = _model_log_odds(choices["TRUE"], choices["FALSE"])
+        # The weight that gets most tuning examples right (ties: the smallest), among a few candidates.
+        candidates = [0.0, 0.25, 0.5, 1.0, 2.0]
+        right = [((logit_cv + w * llm >= 0) == truth).sum() for w in candidates]
+        weight = candidates[int(np.argmax(right))]
+    scores = evidence["evidence_score"].to_numpy(float)
+    values = np.unique(scores)
+    cuts = (values[:-1] + values[1:]) / 2 if len(values) > 1 else values
+    threshold = float(cuts[int(np.argmax([((scores >= c) == truth).sum() for c in cuts]))])
+    return Judge(question, _classifier().fit(x, truth), weight, threshold, len(truth), n_true)
+
+
+# --------------------------------------------------------------------------- labels, baselines, evaluation
+
+
+def abstract_pages(records: pd.DataFrame) -> pd.DataFrame:
+    """Corpus records as one-page "articles" (file = the ``file`` column, else the DOI; text = title. abstract)."""
+    return pd.DataFrame({"file": (records["file"] if "file" in records else records["doi"]).to_numpy(), "page": 1,
+                         "text": (records["title"] + ". " + records["abstract"]).to_numpy()})
+
+
+def load_labels(corpus: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The course's hand labels, one row per document and question.
+
+    Columns: file (PDF name, or the record's DOI), source ("pdf" / "abstract"),
+    question_id, label ("TRUE" / "FALSE"), split ("tuning" / "test"), note (the
+    evidence for the label). The 27 PDFs (``extraction_labels.csv``, read in
+    full) are all "test": nothing is fitted on them. The 170 abstract records
+    (``abstract_labels.csv``: 150 drawn at random from the corpus records with
+    an abstract and a DOI, not among the PDFs, plus 20 drawn from those whose
+    title or abstract mentions knowledge graphs, ontologies, linked data,
+    semantic web or knowledge bases, so that the rare TRUE answers are there;
+    the ``stratum`` column says which) were labelled by reading title and
+    abstract with the definitions of ``prompts.EXTRACTION_QUESTIONS``; a note
+    starting "borderline:" marks a hard call. Their split is fixed in the file:
+    within each stratum and bibliometric label, records were shuffled with
+    ``numpy.random.default_rng(13)`` and the first half (rounded up) is "tuning".
+    With ``corpus`` (``load_corpus``), adds each document's record: doi, title,
+    abstract, keywords.
+    """
+    pdf = pd.read_csv(PDF_LABELS, dtype=str, keep_default_na=False).assign(source="pdf", split="test")
+    wide = pd.read_csv(ABSTRACT_LABELS, dtype=str, keep_default_na=False)
+    abstracts = wide.melt(id_vars=["doi", "split", "note"], value_vars=list(KEYWORD_TERMS), var_name="question_id",
+                          value_name="label").rename(columns={"doi": "file"}).assign(source="abstract")
+    # The abstracts' notes explain the bibliometric call (and the knowledge-graph one when TRUE).
+    labels = pd.concat([pdf, abstracts], ignore_index=True)[["file", "source", "question_id", "label", "split", "note"]]
+    bad = sorted(set(labels["label"]) - {"TRUE", "FALSE"})
+    if bad:
+        raise ValueError(f"labels must be TRUE or FALSE; found {bad}")
+    if corpus is not None:
+        records = corpus.dropna(subset=["doi"]).assign(doi=lambda c: c["doi"].str.lower()).drop_duplicates("doi")
+        doi = np.where(labels["source"] == "pdf", labels["file"].map(lambda f: (doi_from_filename(f) or "").lower()),
+                       labels["file"].str.lower())
+        labels = labels.assign(doi=doi).merge(records[["doi", "title", "abstract", "keywords"]], on="doi", how="left")
+    return labels
+
+
+def keyword_rule(keywords, question: str) -> np.ndarray:
+    """The baseline without any model: TRUE where a record's author keywords contain a term of ``KEYWORD_TERMS``.
+
+    ``keywords``: one list of lower-case keywords per record (``load_corpus``'s
+    ``keywords`` column); a record without keywords is FALSE.
+    """
+    terms = KEYWORD_TERMS[question]
+    return np.array([isinstance(k, list) and any(t in kw for kw in k for t in terms) for k in keywords], dtype=bool)
+
+
+def wilson_interval(n_right: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion ``n_right / n`` (sound for small n and for 0 or n right)."""
+    if n == 0:
+        return np.nan, np.nan
+    p = n_right / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(centre - half), float(centre + half)
+
+
+def evaluate(predictions: dict, truth) -> pd.DataFrame:
+    """Accuracy of each method on labelled examples, with 95% Wilson intervals.
+
+    ``predictions``: method name -> booleans (TRUE answers), all in the order of
+    ``truth``. Adds "base rate (always the majority answer)". Returns one row
+    per method: method, n, n_true, accuracy, ci_low, ci_high, true_positives,
+    false_positives.
+    """
+    truth = np.asarray(truth, dtype=bool)
+    majority = truth.mean() >= 0.5
+    rows = []
+    for method, predicted in {**predictions, "base rate (always the majority answer)":
+                              np.full(len(truth), majority)}.items():
+        predicted = np.asarray(predicted, dtype=bool)
+        right = int((predicted == truth).sum())
+        low, high = wilson_interval(right, len(truth))
+        rows.append({"method": method, "n": len(truth), "n_true": int(truth.sum()), "accuracy": right / len(truth),
+                     "ci_low": low, "ci_high": high, "true_positives": int((predicted & truth).sum()),
+                     "false_positives": int((predicted & ~truth).sum())})
+    return pd.DataFrame(rows)
+
+
+def compare_approaches(pages: pd.DataFrame, labels: pd.DataFrame, question: str, generator=None,
+                       judge: Judge | None = None) -> pd.DataFrame:
+    """Accuracy of each approach on labelled documents (``evaluate``), side by side.
+
+    ``pages``: the documents (``read_articles`` or ``abstract_pages``);
+    ``labels``: their file and label (TRUE/FALSE), and keywords for the keyword
+    rule; ``judge``: default ``course_judge(question)``. Approaches: zero-shot
+    prompting (the model's choice alone), similarity to the definition
+    (evidence score >= the judge's threshold), the keyword rule, the few-shot
+    classifier, and the classifier combined with the model (step 5).
+    """
+    from helpers.generation import resolve_generator, score_choices
+
+    question_id, _, definition = resolve_question(question)
+    generator = resolve_generator(generator)
+    judge = judge or course_judge(question_id, generator)
+    evidence = find_evidence(pages, definition)
+    labels = labels.set_index("file").loc[evidence["file"]]
+    choices = score_choices(build_prompts(evidence, question_id), ANSWERS, generator)
+    p_evidence = judge.p_evidence(evidence)
+    predictions = {"zero-shot prompting (model alone)": choices["choice"] == "TRUE",
+                   "similarity to the definition": evidence["evidence_score"] >= judge.threshold,
+                   "few-shot classifier": p_evidence >= 0.5,
+                   "classifier + model (step 5)": combine(p_evidence, choices["TRUE"], choices["FALSE"],
+                                                          judge.llm_weight)[0] == "TRUE"}
+    if "keywords" in labels:
+        predictions = {"keyword rule": keyword_rule(labels["keywords"], question_id), **predictions}
+    return evaluate(predictions, labels["label"] == "TRUE")
+
+
+# --------------------------------------------------------------------------- all steps at once
 
 
 def _read(articles):
@@ -142,88 +447,49 @@ def _read(articles):
     return read_articles(articles)
 
 
-def combine(p_true: float, p_false: float, evidence_score: float, prior: dict | None = None) -> tuple[str, float]:
-    """The combined judgement: the evidence score as a prior, the model's choice as the update.
+def course_judge(question: str, generator=None, embedder=DEFAULT_EMBEDDER) -> Judge:
+    """The judge of a course question, fitted on the tuning part of ``abstract_labels.csv`` (87 records)."""
+    from helpers.data import load_corpus
+    from helpers.generation import resolve_generator, score_choices
 
-    The prior P(TRUE) is ``prior["p_true_above"]`` when ``evidence_score`` reaches
-    ``prior["threshold"]``, else ``prior["p_true_below"]`` (default
-    ``EVIDENCE_PRIOR``). It is updated by the model's odds ``p_true / p_false``
-    (UNCLEAR left out): posterior = prior * p_true / (prior * p_true + (1 - prior) * p_false).
-    So a model that barely prefers one answer leaves the decision to the
-    evidence, and a confident model can overrule it. Returns (TRUE or FALSE,
-    posterior); (UNPARSEABLE, NaN) when the model gave no probabilities.
-    """
-    prior = EVIDENCE_PRIOR if prior is None else prior
-    if any(not np.isfinite(x) for x in (p_true, p_false)) or p_true + p_false <= 0:
-        return UNPARSEABLE, np.nan
-    if not np.isfinite(prior["threshold"]) or not np.isfinite(evidence_score):
-        belief = 0.5  # no prior fitted: the model alone decides
-    else:
-        belief = prior["p_true_above"] if evidence_score >= prior["threshold"] else prior["p_true_below"]
-    posterior = belief * p_true / (belief * p_true + (1 - belief) * p_false)
-    return ("TRUE" if posterior >= 0.5 else "FALSE"), float(posterior)
+    labels = load_labels(load_corpus("course"))
+    tuning = labels[(labels["question_id"] == question) & (labels["split"] == "tuning")]
+    tuning = tuning[tuning["abstract"].notna()].reset_index(drop=True)
+    _, question_text, definition = resolve_question(question)
+    evidence = find_evidence(abstract_pages(tuning), definition, embedder=embedder)
+    tuning = tuning.set_index("file").loc[evidence["file"]]
+    choices = None
+    if generator is not False:
+        # errors="mark": an endpoint that fails gives no probabilities, and the model then earns no weight.
+        choices = score_choices(build_prompts(evidence, question), ANSWERS, resolve_generator(generator), errors="mark")
+    return fit_judge(evidence, tuning["label"] == "TRUE", question, choices)
 
 
-def fit_evidence_prior(scores, truth) -> dict:
-    """Threshold (``choose_threshold``) and the share of TRUE articles above and below it.
-
-    Shares are smoothed (add one TRUE and one FALSE), so a handful of labels
-    never gives a prior of exactly 0 or 1.
-    """
-    scores, truth = np.asarray(scores, dtype=float), np.asarray(truth, dtype=bool)
-    threshold = choose_threshold(scores, truth)
-    above = scores >= threshold
-    return {"threshold": threshold,
-            "p_true_above": float((truth[above].sum() + 1) / (above.sum() + 2)),
-            "p_true_below": float((truth[~above].sum() + 1) / ((~above).sum() + 2))}
-
-
-def evidence_scores(articles, question: str, definition: str | None = None, max_words: int = 120,
-                    embedder=DEFAULT_EMBEDDER) -> pd.DataFrame:
-    """Retrieval alone, no LLM: each readable article's best passage for the concept.
-
-    Returns one row per readable PDF: file, question, evidence_score (cosine
-    similarity of its best passage to the definition), page, passage (text).
-    ``articles`` and ``question`` as in ``ask_articles``.
-    """
-    question_id, _, definition = resolve_question(question, definition)
-    pages, _ = _read(articles)
-    best = rank_passages(split_passages(pages, max_words=max_words), definition, k=1, model=embedder)
-    return pd.DataFrame({"file": best["file"], "question": question_id, "evidence_score": best["similarity"],
-                         "page": best["page"], "passage": best["text"]})
-
-
-def ask_articles(articles, question: str, definition: str | None = None, generator=None, k: int = 3,
-                 n_sentences: int = 4, max_words: int = 120, max_evidence_words: int = 200,
-                 prior: dict | None = None,
-                 quote: str = "similarity", system: str = prompts.EXTRACTION_SYSTEM,
-                 user: str = prompts.EXTRACTION_USER, embedder=DEFAULT_EMBEDDER, batch_size: int = 4,
-                 cache: bool = True) -> pd.DataFrame:
-    """Ask one yes/no question of every article: one row per PDF, unreadable ones included.
+def ask_articles(articles, question: str, definition: str | None = None, generator=None, judge: Judge | None = None,
+                 labels: pd.DataFrame | None = None, k: int = 3, n_sentences: int = 4, max_words: int = 120,
+                 max_evidence_words: int = 200, candidates: int | None = CANDIDATES, quote: str = "similarity",
+                 system: str | None = prompts.EXTRACTION_SYSTEM, user: str = prompts.EXTRACTION_USER,
+                 embedder=DEFAULT_EMBEDDER, batch_size: int = 4, cache: bool = True, seed: int = 0) -> pd.DataFrame:
+    """Ask one yes/no question of every article, all five steps: one row per PDF, unreadable ones included.
 
     ``articles``: a folder, a list of PDF paths, or the ``(pages, status)`` pair
-    from ``pdfs.read_articles`` (read once, ask many questions). ``question``:
-    "knowledge_graph", "bibliometric" (see ``prompts.EXTRACTION_QUESTIONS``) or
-    your own yes/no question with a ``definition``.
-    Pages are cut into passages of ``max_words`` words and the ``k`` most
-    similar to the definition are kept; of their sentences, the ``n_sentences``
-    most similar go into the prompt in reading order (cut to
-    ``max_evidence_words`` words, with a note, so it fits the model), and the
-    model chooses among TRUE / FALSE / UNCLEAR by its probabilities. Sentences
-    rather than whole passages keep the prompt short: a 135M model on a CPU
-    reads four sentences of 27 articles in seconds, three passages in minutes.
-    ``quote="similarity"`` takes the evidence sentence most similar to the
-    definition; ``quote="model"`` lets the model write it (then ``verified``
-    matters most). ``prior`` (default
-    ``EVIDENCE_PRIOR``) turns the evidence score into the prior of ``combine``.
+    from ``pdfs.read_articles``. ``question``: "knowledge_graph", "bibliometric"
+    or your own yes/no question with a ``definition``. Step 5 needs a ``judge``:
+    by default the course's (``course_judge``) for a course question; for your
+    own question pass ``labels`` (columns file and label TRUE/FALSE, for some
+    of the articles): half of them (drawn with ``seed``) tune the judge, the
+    other half give a held-out accuracy, printed with its interval. Without
+    either, ``combined`` is the model's own answer. ``quote="model"`` lets the
+    model write the quote instead of taking the most similar sentence.
+    Other arguments as in the step functions.
 
     Returns one row per PDF: file, question, status ("ok"/"unreadable", or
     "failed" when an endpoint gave no answer), answer (the model's:
     TRUE/FALSE/UNCLEAR, or UNPARSEABLE when its text names none; None when
-    unreadable or failed), evidence_score (best passage's cosine similarity to
-    the definition), combined and p_combined (see ``combine``), p_TRUE /
-    p_FALSE / p_UNCLEAR (the model's), evidence (the quote), page, verified
-    (the quote occurs in the article), reason (why unreadable or failed), note.
+    unreadable or failed), combined and
+    p_combined (step 5), p_evidence (the judge's P(TRUE) from the evidence
+    alone), evidence_score, p_TRUE / p_FALSE / p_UNCLEAR (the model's), evidence
+    (the quote), page, verified, reason (why unreadable or failed), note.
     """
     from helpers.endpoint import Failure
     from helpers.generation import generate, make_messages, resolve_generator, score_choices
@@ -231,205 +497,82 @@ def ask_articles(articles, question: str, definition: str | None = None, generat
     question_id, question_text, definition = resolve_question(question, definition)
     if quote not in ("similarity", "model"):
         raise ValueError(f"quote must be 'similarity' or 'model'; got {quote!r}")
-    for slot in ("{passages}", "{question}"):
-        if slot not in user:
-            raise ValueError(f"the user prompt needs a {slot} slot")
     pages, status = _read(articles)
-    passages = split_passages(pages, max_words=max_words)
-    ranked = rank_passages(passages, definition, k=k, model=embedder)
-
-    rows = {}
-    ranked_files = set(ranked["file"])
-    for s in status.itertuples():
-        rows[s.file] = {"file": s.file, "question": question_id, "status": s.status, "reason": s.reason,
-                        "evidence": "", "verified": False, "note": ""}
-        if s.status == "ok" and s.file not in ranked_files:
-            rows[s.file].update(status="unreadable", reason="no passage of text long enough to judge")
-    readable = [f for f, r in rows.items() if r["status"] == "ok"]
-    if not readable:
-        return pd.DataFrame(list(rows.values())).reindex(columns=RESULT_COLUMNS)
+    evidence = find_evidence(pages[pages["file"].isin(status.loc[status["status"] == "ok", "file"])], definition,
+                             k=k, n_sentences=n_sentences, max_words=max_words,
+                             max_evidence_words=max_evidence_words, candidates=candidates, embedder=embedder)
+    out = status[["file", "status", "reason"]].assign(question=question_id)
+    no_text = (out["status"] == "ok") & ~out["file"].isin(evidence["file"])
+    out.loc[no_text, ["status", "reason"]] = ["unreadable", "no passage of text long enough to judge"]
+    if evidence.empty:
+        return out.reindex(columns=RESULT_COLUMNS)
 
     generator = resolve_generator(generator)
-    sentences = best_sentences(ranked[ranked["file"].isin(readable)], definition, n=n_sentences, model=embedder)
-    chats, evidence_of = [], {}
-    for file in readable:
-        top = ranked[ranked["file"] == file]
-        chosen = sentences[sentences["file"] == file]
-        if chosen.empty:  # no sentence to split off (a table, a list): the best passage itself
-            chosen = top.head(1).rename(columns={"text": "sentence"})
-        # Reading order (page, then place in the ranked passages) reads better than similarity order.
-        chosen = chosen.sort_values("page", kind="stable")
-        evidence = "\n".join(f"- [page {c.page}] {c.sentence}" for c in chosen.itertuples())
-        evidence, was_cut = truncate_words(evidence, max_evidence_words)
-        if was_cut:
-            rows[file]["note"] = f"evidence cut to {max_evidence_words} words to fit the model [... truncated]"
-        evidence_of[file] = evidence
-        rows[file]["evidence_score"] = float(top["similarity"].iloc[0])
-        chats.append(make_messages(user.format(definition=definition, file=file, passages=evidence,
-                                               question=question_text), system))
-    choices = score_choices(chats, ANSWERS, generator, batch_size=batch_size, cache=cache, errors="mark")
-
-    if quote == "similarity":
-        best = sentences[sentences["rank"] == 1].set_index("file")
-        quote_of = {f: (best.at[f, "sentence"], int(best.at[f, "page"])) if f in best.index else ("", None)
-                    for f in readable}
-    else:
+    prompts_ = build_prompts(evidence, question_text, definition, system, user)
+    choices = score_choices(prompts_, ANSWERS, generator, batch_size=batch_size, cache=cache, errors="mark")
+    if quote == "model":
         asks = [make_messages(prompts.EVIDENCE_QUOTE_USER.format(question=question_text, definition=definition,
-                                                                 file=f, passages=evidence_of[f]),
-                              prompts.EVIDENCE_SYSTEM) for f in readable]
+                                                                 file=e.file, passages=e.evidence),
+                              prompts.EVIDENCE_SYSTEM) for e in evidence.itertuples()]
         written = generate(asks, generator, max_new_tokens=80, batch_size=batch_size, cache=cache, errors="mark")
-        quote_of = {f: ("", None) if isinstance(q, Failure) else (q.strip().strip("\"“”'"), None)
-                    for f, q in zip(readable, written)}
+        evidence = evidence.assign(quote=["" if isinstance(w, Failure) else w.strip().strip("\"“”'") for w in written])
+    evidence = verify_quotes(evidence, pages)
 
-    for file, (_, probs) in zip(readable, choices.iterrows()):
-        row = rows[file]
-        failed = isinstance(probs["error"], str)
-        if failed:  # the endpoint gave no answer: the row says why, the retrieval part stays
-            row.update(status="failed", reason=f"no answer from the model: {probs['error']}")
-        row["answer"] = None if failed else probs["choice"] if isinstance(probs["choice"], str) else UNPARSEABLE
-        row.update({f"p_{c}": probs[c] for c in ANSWERS})
-        row["combined"], row["p_combined"] = combine(probs["TRUE"], probs["FALSE"], row["evidence_score"], prior)
-        if failed:
-            row["combined"] = None
-        text, page = quote_of[file]
-        found = find_quote(text, pages[pages["file"] == file])
-        row.update(evidence=text, verified=found["found"], page=found["page"] if found["found"] else page)
-        if text and not found["found"]:
-            row["note"] = (row["note"] + "; " if row["note"] else "") + "evidence quote not found in the article"
-    out = pd.DataFrame(list(rows.values())).reindex(columns=RESULT_COLUMNS)
-    return out.astype({"page": "Int64", "verified": bool, "evidence_score": float})
+    if judge is None and labels is not None:
+        judge = _judge_from_labels(evidence, choices, labels, question_id, seed)
+    elif judge is None and question_id in KEYWORD_TERMS and definition == prompts.EXTRACTION_QUESTIONS[question_id][
+            "definition"]:
+        judge = course_judge(question_id, generator, embedder)
+    answer = choices["choice"].fillna(UNPARSEABLE)
+    if judge is not None:
+        p_evidence = judge.p_evidence(evidence)
+        combined, p_combined = combine(p_evidence, choices["TRUE"], choices["FALSE"], judge.llm_weight)
+    else:  # nothing to combine with: the model's answer, UNCLEAR counted as FALSE
+        p_evidence, combined, p_combined = np.nan, answer.replace("UNCLEAR", "FALSE").to_numpy(), np.nan
 
-
-# --------------------------------------------------------------------------- baselines, labels, evaluation
-
-
-def _mentions(keywords, terms) -> bool:
-    keywords = keywords if isinstance(keywords, list) else []
-    return any(term in kw for kw in keywords for term in terms)
-
-
-def keyword_baseline(corpus: pd.DataFrame, terms_by_concept: dict | None = None, files=None) -> pd.DataFrame:
-    """How often the corpus' author keywords mention each concept (a baseline without any model).
-
-    A record mentions a concept when one of its author keywords contains one
-    of the concept's terms (lower case; default ``KEYWORD_TERMS``). Shares are
-    over records that have author keywords. With ``files`` (PDF names such as
-    the ``file`` column of ``ask_articles``), the same is counted for the
-    records of those articles, matched by DOI.
-    Returns one row per concept: concept, terms, n_records, n_mentioning, share
-    (and n_articles, n_articles_mentioning, share_articles with ``files``).
-    """
-    terms_by_concept = terms_by_concept or KEYWORD_TERMS
-    if "keywords" not in corpus:
-        raise ValueError("the corpus has no 'keywords' column; load it with helpers.data.load_corpus")
-    with_keywords = corpus[corpus["keywords"].apply(lambda k: isinstance(k, list) and len(k) > 0)]
-    articles = None
-    if files is not None:
-        dois = {(doi_from_filename(f) or "").lower() for f in files}
-        articles = with_keywords[with_keywords["doi"].fillna("").str.lower().isin(dois)]
-    rows = []
-    for concept, terms in terms_by_concept.items():
-        terms = [t.lower() for t in terms]
-        hits = with_keywords["keywords"].apply(_mentions, terms=terms)
-        row = {"concept": concept, "terms": "; ".join(terms), "n_records": len(with_keywords),
-               "n_mentioning": int(hits.sum()), "share": hits.mean() if len(hits) else np.nan}
-        if articles is not None:
-            art_hits = articles["keywords"].apply(_mentions, terms=terms)
-            row.update(n_articles=len(articles), n_articles_mentioning=int(art_hits.sum()),
-                       share_articles=art_hits.mean() if len(art_hits) else np.nan)
-        rows.append(row)
-    return pd.DataFrame(rows)
+    result = evidence.assign(answer=answer.to_numpy(), combined=combined,
+                             p_combined=p_combined, p_evidence=p_evidence,
+                             **{f"p_{c}": choices[c].to_numpy() for c in ANSWERS})
+    result["note"] = [n + ("; " if n else "") + "evidence quote not found in the article" if q and not v else n
+                      for n, q, v in zip(result["note"], result["quote"], result["verified"])]
+    result = result.drop(columns="evidence").rename(columns={"quote": "evidence"})
+    out = out.merge(result, on="file", how="left")
+    why = out["file"].map(dict(zip(evidence["file"], choices["error"])))
+    failed = why.notna()  # an endpoint gave no answer: the row says why, the retrieval part stays
+    if failed.any():
+        out.loc[failed, "status"] = "failed"
+        out.loc[failed, "reason"] = "no answer from the model: " + why[failed].astype(str)
+    for column in ("answer", "combined"):  # None, not NaN, as for unreadable rows
+        out[column] = pd.Series([None if f or not isinstance(v, str) else v for f, v in zip(failed, out[column])],
+                                index=out.index, dtype=object)
+    return out.reindex(columns=RESULT_COLUMNS).astype({"page": "Int64", "evidence_score": float})
 
 
-def load_extraction_labels(path: str | Path = LABELS_PATH) -> pd.DataFrame:
-    """The hand-labelled set: file, question_id, label ("TRUE"/"FALSE"), note (why, from reading the PDF)."""
-    labels = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in ("file", "question_id", "label") if c not in labels]
+def _judge_from_labels(evidence, choices, labels, question, seed):
+    """Fit a judge on half of the user's labels and print its accuracy on the other half."""
+    missing = [c for c in ("file", "label") if c not in labels]
     if missing:
-        raise ValueError(f"{path} lacks column(s) {missing}")
-    bad = sorted(set(labels["label"]) - {"TRUE", "FALSE"})
-    if bad:
-        raise ValueError(f"{path}: labels must be TRUE or FALSE; found {bad}")
-    return labels
-
-
-def choose_threshold(scores, truth) -> float:
-    """The evidence-score threshold that best separates TRUE (``truth`` True) from FALSE.
-
-    Candidates are midpoints between consecutive sorted scores; the most
-    accurate one wins (ties: the one with the widest gap, then the lowest).
-    NaN when ``truth`` holds only one class.
-    """
-    scores, truth = np.asarray(scores, dtype=float), np.asarray(truth, dtype=bool)
-    if len(scores) != len(truth) or len(scores) == 0:
-        raise ValueError("scores and truth must be non-empty and of equal length")
-    if truth.all() or not truth.any():
-        return np.nan
-    values = np.unique(scores)
-    candidates = (values[:-1] + values[1:]) / 2 if len(values) > 1 else values
-    gaps = np.diff(values) if len(values) > 1 else np.zeros(1)
-    accuracy = np.array([((scores >= t) == truth).mean() for t in candidates])
-    best = np.flatnonzero(accuracy == accuracy.max())
-    return float(candidates[best[np.argmax(gaps[best])]])
-
-
-def auc(scores, truth) -> float:
-    """Area under the ROC curve: the chance a random TRUE article scores above a random FALSE one."""
-    scores, truth = np.asarray(scores, dtype=float), np.asarray(truth, dtype=bool)
-    pos, neg = scores[truth], scores[~truth]
-    if len(pos) == 0 or len(neg) == 0:
-        return np.nan
-    return float(((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum())
-                 / (len(pos) * len(neg)))
-
-
-def _labelled(results: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
-    merged = results.merge(labels, left_on=["file", "question"], right_on=["file", "question_id"], how="inner")
-    merged = merged[merged["status"] == "ok"]
-    if merged.empty:
-        raise ValueError("no readable result matches the labelled set (by file and question)")
-    return merged.assign(truth=merged["label"] == "TRUE")
-
-
-def evaluate_extraction(results: pd.DataFrame, labels: pd.DataFrame | None = None,
-                        prior: dict | None = None) -> pd.DataFrame:
-    """Accuracy on the labelled set: the model, the evidence score alone, and both combined.
-
-    A prediction is correct when (answer == TRUE) equals the label. One row per
-    question and one for all questions pooled, with columns: n, n_true,
-    model_accuracy (the LLM's constrained choice), evidence_auc,
-    threshold (of ``prior``, default ``EVIDENCE_PRIOR``), evidence_accuracy
-    (score >= threshold), combined_accuracy (``combine`` with ``prior``),
-    evidence_accuracy_loo and combined_accuracy_loo (the prior re-fitted on the
-    pooled labels without the article judged: an honest estimate), and
-    always_false_accuracy (the trivial baseline).
-    """
-    labels = load_extraction_labels() if labels is None else labels
-    prior = EVIDENCE_PRIOR if prior is None else prior
-    merged = _labelled(results, labels).reset_index(drop=True)
-    scores, truth = merged["evidence_score"].to_numpy(dtype=float), merged["truth"].to_numpy()
-    p_true, p_false = merged["p_TRUE"].to_numpy(dtype=float), merged["p_FALSE"].to_numpy(dtype=float)
-    evidence_loo, combined_loo = np.zeros(len(merged), bool), np.zeros(len(merged), bool)
-    for i in range(len(merged)):
-        keep = np.arange(len(merged)) != i
-        refit = fit_evidence_prior(scores[keep], truth[keep])
-        evidence_loo[i] = (scores[i] >= refit["threshold"]) == truth[i]
-        combined_loo[i] = (combine(p_true[i], p_false[i], scores[i], refit)[0] == "TRUE") == truth[i]
-    combined = np.array([combine(t, f, s, prior)[0] == "TRUE" for t, f, s in zip(p_true, p_false, scores)])
-    merged = merged.assign(model_ok=(merged["answer"] == "TRUE").to_numpy() == truth,
-                           evidence_ok=(scores >= prior["threshold"]) == truth, combined_ok=combined == truth,
-                           evidence_loo=evidence_loo, combined_loo=combined_loo)
-    rows = []
-    for question, g in list(merged.groupby("question")) + [("all", merged)]:
-        rows.append({
-            "question": question, "n": len(g), "n_true": int(g["truth"].sum()),
-            "model_accuracy": g["model_ok"].mean(),
-            "evidence_auc": auc(g["evidence_score"], g["truth"]), "threshold": prior["threshold"],
-            "evidence_accuracy": g["evidence_ok"].mean(), "combined_accuracy": g["combined_ok"].mean(),
-            "evidence_accuracy_loo": g["evidence_loo"].mean(), "combined_accuracy_loo": g["combined_loo"].mean(),
-            "always_false_accuracy": 1 - g["truth"].mean(),
-        })
-    return pd.DataFrame(rows)
+        raise ValueError(f"labels lacks column(s) {missing}: give one row per labelled article with its label")
+    labelled = labels.merge(evidence.reset_index().rename(columns={"index": "row"}), on="file")
+    if labelled.empty:
+        raise ValueError("none of the labelled files is among the readable articles")
+    truth = labelled["label"].astype(str).str.upper() == "TRUE"
+    rng = np.random.default_rng(seed)
+    tuning = np.zeros(len(labelled), bool)
+    for value in (True, False):  # half of each answer tunes, half tests
+        idx = rng.permutation(np.flatnonzero(truth.to_numpy() == value))
+        tuning[idx[: (len(idx) + 1) // 2]] = True
+    rows = labelled["row"].to_numpy()
+    judge = fit_judge(evidence.iloc[rows[tuning]], truth[tuning], question, choices.iloc[rows[tuning]])
+    test = ~tuning
+    predicted, _ = combine(judge.p_evidence(evidence.iloc[rows[test]]), choices["TRUE"].iloc[rows[test]],
+                           choices["FALSE"].iloc[rows[test]], judge.llm_weight)
+    right = int(((predicted == "TRUE") == truth[test].to_numpy()).sum())
+    low, high = wilson_interval(right, int(test.sum()))
+    print(f"{judge}. Held-out accuracy on the other {test.sum()} labelled articles: {right}/{test.sum()} "
+          f"(95% interval {low:.2f}-{high:.2f}); always answering the majority: "
+          f"{max(truth[test].mean(), 1 - truth[test].mean()):.2f}.")
+    return judge
 
 
 def plot_answers(results: pd.DataFrame, title: str | None = None, path=None):

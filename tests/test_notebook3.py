@@ -87,3 +87,15 @@ def test_search_finds_a_relevant_record_and_answers_cite_or_refuse(produced):
     assert [s["number"] for s in on_topic["sources"]] == list(range(1, len(on_topic["sources"]) + 1))
     assert not off_topic["relevant"] and off_topic["sources"] == []
     assert "Nothing relevant found" in off_topic["answer"]
+
+
+def test_extraction_is_measured_on_the_held_out_part_with_intervals_and_baselines(produced):
+    outputs, _ = produced
+    table = pd.read_csv(outputs / "extraction_held_out.csv")
+    for question, rows in table.groupby("question"):
+        rows = rows.set_index("method")
+        assert (rows["n"] == 83).all()  # the test part of abstract_labels.csv, nothing more
+        assert (rows["ci_low"] <= rows["accuracy"]).all() and (rows["accuracy"] <= rows["ci_high"]).all()
+        assert {"keyword rule", "zero-shot prompting (model alone)", "few-shot classifier",
+                "base rate (always the majority answer)"} <= set(rows.index)
+        assert rows.at["classifier + model (step 5)", "accuracy"] >= rows.at["keyword rule", "accuracy"], question
