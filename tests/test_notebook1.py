@@ -144,3 +144,9 @@ def test_closing_section_uses_three_course_titles(executed, course_corpus):
     assert len(titles) == 3 and set(titles) <= set(course_corpus["title"])
     assert similarity.shape == (3, 3)
     np.testing.assert_allclose(np.diag(similarity), 1, atol=1e-3)
+
+
+def test_no_library_warnings(executed):
+    from helpers.run_notebooks import library_warnings
+
+    assert library_warnings(executed[0]) == []

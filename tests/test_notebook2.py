@@ -71,3 +71,9 @@ def test_notebook3_recomputes_the_same_clusters_from_the_settings_notebook2_show
     recomputed = load_clusters(tmp_path / "absent.csv")  # as notebook 3 does where notebook 2 has not run
     assert recomputed["cluster"].tolist() == saved["cluster"].tolist()
     np.testing.assert_allclose(recomputed[["x", "y"]].to_numpy(), saved[["x", "y"]].to_numpy(), atol=1e-5)
+
+
+def test_no_library_warnings(saved_clusters):
+    from helpers.run_notebooks import library_warnings
+
+    assert library_warnings(saved_clusters[1]) == []

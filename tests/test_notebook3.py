@@ -99,3 +99,9 @@ def test_extraction_is_measured_on_the_held_out_part_with_intervals_and_baseline
         assert {"keyword rule", "zero-shot prompting (model alone)", "few-shot classifier",
                 "base rate (always the majority answer)"} <= set(rows.index)
         assert rows.at["classifier + model (step 5)", "accuracy"] >= rows.at["keyword rule", "accuracy"], question
+
+
+def test_no_library_warnings(produced):
+    from helpers.run_notebooks import library_warnings
+
+    assert library_warnings(produced[1]) == []
