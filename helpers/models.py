@@ -284,8 +284,6 @@ def _onnx_transformer(transformer, name: str, backend: str):
     """
     import onnxruntime
     import transformers
-    if importlib.util.find_spec("onnx") is None and not (cache_dir("models") / f"{name.split('/')[-1]}-onnx" / "model.onnx").is_file():
-        raise ImportError("the ONNX export needs the onnx package", name="onnx")
 
     key = f"torch {torch.__version__}, transformers {transformers.__version__}, onnxruntime {onnxruntime.__version__}"
     fp32_path = _cached_model_file(cache_dir("models") / f"{name.split('/')[-1]}-onnx", key,
@@ -318,6 +316,8 @@ def _cached_model_file(folder: Path, key: str, make) -> Path:
 
 def _export_onnx(transformer, name: str, out: Path) -> None:
     """Write ``transformer`` as an fp32 ONNX graph with dynamic batch and length."""
+    if importlib.util.find_spec("onnx") is None:  # Colab's install leaves it out (it would replace protobuf)
+        raise ImportError("the ONNX export needs the onnx package", name="onnx")
     print(f"Exporting {name} to ONNX once (about 15 s); kept at {out.parent}.")
     ids = torch.ones(2, 8, dtype=torch.long)
     inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
