@@ -153,6 +153,8 @@ def write_results(stored: dict) -> None:
         cols = [("settings", lambda r: r.get("settings", "")), ("wall s", lambda r: _f(r.get("seconds"))),
                 ("articles/s", lambda r: _f(r.get("articles_per_s"), 2)),
                 ("ratio", lambda r: _ratio(r.get("articles_per_s"), base.get("articles_per_s"))),
+                ("accuracy on the labelled PDFs", lambda r: f"{r['accuracy']:.2f} (n={r['n_labelled']})"
+                 if r.get("accuracy") is not None else "-"),
                 ("peak MiB", lambda r: _f(r.get("peak_mib"), 0))]
         lines += _table(st, cols) + [""]
         before, ours = st["variants"].get("all-passages", {}), st["variants"].get("ours", {})

@@ -286,7 +286,7 @@ def job_extract(variant: str, n: int | None) -> dict:
     """
     from helpers import prompts
     from helpers.data import fetch_articles
-    from helpers.extraction import ask_articles, course_judge, resolve_question
+    from helpers.extraction import ask_articles, course_judge, load_labels, resolve_question
     from helpers.generation import make_messages
     from helpers.models import load_generator
     from helpers.pdfs import read_articles
@@ -300,7 +300,11 @@ def job_extract(variant: str, n: int | None) -> dict:
     if variant == "baseline":
         def run():
             answers = []
-            for file, group in pages.groupby("file", sort=True):
+            for file in status["file"]:  # the same order as ask_articles' rows
+                group = pages[pages["file"] == file]
+                if group.empty:
+                    answers.append(None)
+                    continue
                 first = group.sort_values("page")["text"].iloc[0]
                 user = f"{question}\nDefinition: {definition}\n\nArticle (first page):\n{first}\n\nAnswer TRUE or FALSE."
                 out = pipe(make_messages(user, prompts.EXTRACTION_SYSTEM), max_new_tokens=8, do_sample=False)
@@ -320,7 +324,13 @@ def job_extract(variant: str, n: int | None) -> dict:
                     ", top-3, constrained choice, batched")
     answers, wall, cpu = timed(run)
     n_ok = int((status["status"] == "ok").sum())
+    # Accuracy on the hand labels of the PDFs (test-only: nothing was fitted on them); free text counts by its first word.
+    labels = load_labels().query("source == 'pdf' and question_id == 'bibliometric'").set_index("file")["label"]
+    said = {f: "TRUE" if str(a).strip().upper().startswith("TRUE") else "FALSE"
+            for f, a in zip(status["file"], answers)} if len(answers) == len(status) else {}
+    right = [said[f] == label for f, label in labels.items() if f in said]
     return {"n": n_ok, "seconds": wall, "cpu_seconds": cpu, "articles_per_s": n_ok / wall, "answers": answers,
+            "accuracy": sum(right) / len(right) if right else None, "n_labelled": len(right),
             "settings": settings, "peak_mib": peak_mib(), **device_and_threads()}
 
 

@@ -1,27 +1,12 @@
 """Yes/no questions about articles, answered from evidence checked against the text, and measured honestly.
 
-One function per step (notebook 3 runs them one by one; ``ask_articles`` runs
-them all, for all articles and one question):
-
-1. ``find_evidence``: cut the pages into passages, leave out the reference
-   list, keep the passages that share most words with the definition (BM25,
-   cheap), embed only those and keep the ``k`` most similar to the definition.
-   Their sentences most similar to the definition are the evidence; the best
-   passage's similarity is the ``evidence_score``.
-2. ``build_prompts``: definition, evidence and question as a chat.
-3. ``generation.score_choices``: the model chooses TRUE / FALSE / UNCLEAR by
-   its own probabilities (a constrained choice).
-4. ``verify_quotes``: the quoted sentence really occurs in the article.
-5. ``combine``: a few-shot classifier on the evidence (logistic regression on
-   its embedding, trained on labelled *tuning* examples by ``fit_judge``)
-   gives P(TRUE); the model's odds update it with the weight they earned on
-   the tuning examples, 0 for a model at chance.
-
-How good it is, is measured on labelled examples that nothing was tuned on
-(``evaluate``: accuracy with a Wilson interval, beside the keyword rule and
-the base rate). The course's labelled sets: ``extraction_labels.csv`` (the 27
-PDFs, read in full) and ``abstract_labels.csv`` (170 title+abstract records,
-split into a tuning and a test part); ``load_labels`` describes them.
+One function per step (``ask_articles`` runs all five for every article and one question):
+1. ``find_evidence``: passages that match a definition (a BM25 prefilter, then embeddings);
+2. ``build_prompts``: definition, evidence and question as a chat;
+3. ``generation.score_choices``: the model's constrained choice of TRUE / FALSE / UNCLEAR;
+4. ``verify_quotes``: the quoted sentence occurs in the article;
+5. ``combine``: a few-shot classifier's P(TRUE), updated by the model's odds (``fit_judge``).
+``compare_approaches`` measures them on labelled documents that nothing was tuned on (``LABELS.md``).
 """
 from __future__ import annotations
 
@@ -33,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 from helpers import prompts
+from helpers.cache import save_figure
+from helpers.checks import require_columns
 from helpers.data import doi_from_filename
 from helpers.embeddings import embed_texts
 from helpers.models import DEFAULT_EMBEDDER
@@ -82,12 +69,8 @@ _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"“])")
 
 
 def drop_references(pages: pd.DataFrame) -> pd.DataFrame:
-    """``pages`` without each article's reference list.
-
-    The list starts at the first line that reads only "References" (or
-    "Bibliography", "Literature cited", "Works cited") in the second half of
-    the article's pages; that page is cut there and later pages dropped. Cited
-    titles would otherwise pass for evidence ("Journal of Informetrics").
+    """``pages`` without each article's reference list: from the first line that reads only "References"
+    (or "Bibliography", ...) in the article's second half. Cited titles would pass for evidence.
     """
     kept = []
     for _, article in pages.groupby("file", sort=False):
@@ -116,17 +99,12 @@ def lexical_candidates(passages: pd.DataFrame, query: str, n: int | None = CANDI
 
 
 def rank_passages(passages: pd.DataFrame, query: str, k: int = 3, model=DEFAULT_EMBEDDER) -> pd.DataFrame:
-    """The ``k`` passages of each file most similar to ``query`` (a question or a definition).
-
-    ``passages`` is the frame from ``pdfs.split_passages`` (one or many files).
-    Returns those rows with ``similarity`` (cosine, -1..1), ``vector`` (the
-    passage's embedding) and ``rank`` (1 = most similar), best first within each file.
+    """The ``k`` passages of each file (``pdfs.split_passages`` rows) most similar to ``query``, best first,
+    with ``similarity`` (cosine, -1..1), ``vector`` (the passage's embedding) and ``rank`` (1 = most similar).
     """
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a whole number >= 1; got {k!r}")
-    missing = [c for c in ("file", "page", "text") if c not in passages]
-    if missing:
-        raise ValueError(f"passages lacks column(s) {missing}; pass the frame from split_passages")
+    require_columns(passages, ["file", "page", "text"], "passages", "pass the frame from split_passages")
     if passages.empty:
         return passages.assign(similarity=pd.Series(dtype=float), vector=pd.Series(dtype=object),
                                rank=pd.Series(dtype=int))
@@ -147,18 +125,14 @@ def split_sentences(text: str, min_words: int = 6, max_words: int = 60) -> list[
 def find_evidence(pages: pd.DataFrame, definition: str, k: int = 3, n_sentences: int = 4, max_words: int = 120,
                   max_evidence_words: int = 200, candidates: int | None = CANDIDATES,
                   embedder=DEFAULT_EMBEDDER) -> pd.DataFrame:
-    """Step 1: each article's evidence for the concept of ``definition``, retrieval alone (no LLM).
+    """Step 1: each article's evidence for the concept of ``definition``, by retrieval alone (no LLM).
 
-    ``pages`` as from ``pdfs.read_articles``. Passages of ``max_words`` words,
-    reference lists left out; per article the ``candidates`` passages with the
-    most words of the definition (BM25; None: all) are embedded and the ``k``
-    most similar to the definition kept; of their sentences, the
-    ``n_sentences`` most similar form the evidence, in reading order, cut to
-    ``max_evidence_words``. Returns one row per article that has a passage:
-    file, evidence_score (best passage's cosine similarity to the definition),
-    evidence (the sentences as "- [page p] ..." lines), quote and page (the
-    single most similar sentence), vector (mean embedding of the top passages,
-    the classifier's input, ``(dim,)``), note.
+    Per article (``pages`` from ``read_articles``, reference lists dropped), the ``candidates`` passages
+    with most words of the definition (BM25; None: all) are embedded, the ``k`` most similar kept, and
+    their ``n_sentences`` most similar sentences form the evidence. One row per article: file,
+    evidence_score (best passage's cosine), evidence ("- [page p] ..." lines, at most
+    ``max_evidence_words``), quote and page (the most similar sentence), vector (mean embedding of the
+    top passages, ``(dim,)``), note.
     """
     passages = lexical_candidates(split_passages(drop_references(pages), max_words=max_words), definition,
                                   candidates)
@@ -225,14 +199,9 @@ def verify_quotes(quotes: pd.DataFrame, pages: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Judge:
-    """What step 5 learned from labelled tuning examples of one question.
-
-    ``classifier``: logistic regression from an evidence vector to P(TRUE);
-    ``llm_weight``: how much the model's log-odds log(p_TRUE / p_FALSE) move the
-    classifier's log-odds (0: the model is ignored, it did not help on the
-    tuning examples); ``threshold``: the evidence score that best separates the
-    tuning examples (for "similarity to the definition" alone); ``n_tuning``,
-    ``n_true``: the examples it was fitted on.
+    """What step 5 learned from labelled tuning examples of one question: ``classifier`` (evidence vector
+    -> P(TRUE)), ``llm_weight`` (how much the model's log-odds count; 0: ignored), ``threshold`` (the
+    evidence score that best separates the examples), ``n_tuning`` and ``n_true`` (the examples).
     """
 
     question: str
@@ -283,14 +252,9 @@ def _classifier():
 
 
 def fit_judge(evidence: pd.DataFrame, truth, question: str, choices: pd.DataFrame | None = None) -> Judge:
-    """Step 5's judge, fitted on labelled tuning examples only.
-
-    ``evidence`` from ``find_evidence`` (one row per example), ``truth`` the
-    labels (bool, same order), ``choices`` the model's ``score_choices`` on the
-    same examples (optional). The model's weight is kept only when adding its
-    log-odds to the classifier's (cross-validated) log-odds makes more tuning
-    examples right; otherwise it is 0. Raises ValueError when there are fewer
-    than ``MIN_PER_CLASS`` examples of TRUE or of FALSE.
+    """Step 5's judge from tuning examples: ``evidence`` (``find_evidence``), ``truth`` (bool, same order),
+    optionally the model's ``choices`` on them. The model gets a weight only when its log-odds added to
+    the classifier's (cross-validated) make more examples right. Needs ``MIN_PER_CLASS`` of each answer.
     """
     from sklearn.model_selection import cross_val_predict
 
@@ -328,23 +292,11 @@ def abstract_pages(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_labels(corpus: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The course's hand labels, one row per document and question.
+    """The course's hand labels, one row per document and question (how they were made: ``LABELS.md``).
 
-    Columns: file (PDF name, or the record's DOI), source ("pdf" / "abstract"),
-    question_id, label ("TRUE" / "FALSE"), split ("tuning" / "test"), note (the
-    evidence for the label). The 27 PDFs (``extraction_labels.csv``, read in
-    full) are all "test": nothing is fitted on them. The 170 abstract records
-    (``abstract_labels.csv``: 150 drawn at random from the corpus records with
-    an abstract and a DOI, not among the PDFs, plus 20 drawn from those whose
-    title or abstract mentions knowledge graphs, ontologies, linked data,
-    semantic web or knowledge bases, so that the rare TRUE answers are there;
-    the ``stratum`` column says which) were labelled by reading title and
-    abstract with the definitions of ``prompts.EXTRACTION_QUESTIONS``; a note
-    starting "borderline:" marks a hard call. Their split is fixed in the file:
-    within each stratum and bibliometric label, records were shuffled with
-    ``numpy.random.default_rng(13)`` and the first half (rounded up) is "tuning".
-    With ``corpus`` (``load_corpus``), adds each document's record: doi, title,
-    abstract, keywords.
+    Columns: file (PDF name, or the record's DOI), source ("pdf" / "abstract"), question_id,
+    label ("TRUE" / "FALSE"), split ("tuning" / "test"; every PDF is "test"), note. With
+    ``corpus`` (``load_corpus``), adds each document's doi, title, abstract and keywords.
     """
     pdf = pd.read_csv(PDF_LABELS, dtype=str, keep_default_na=False).assign(source="pdf", split="test")
     wide = pd.read_csv(ABSTRACT_LABELS, dtype=str, keep_default_na=False)
@@ -384,12 +336,9 @@ def wilson_interval(n_right: int, n: int, z: float = 1.96) -> tuple[float, float
 
 
 def evaluate(predictions: dict, truth) -> pd.DataFrame:
-    """Accuracy of each method on labelled examples, with 95% Wilson intervals.
-
-    ``predictions``: method name -> booleans (TRUE answers), all in the order of
-    ``truth``. Adds "base rate (always the majority answer)". Returns one row
-    per method: method, n, n_true, accuracy, ci_low, ci_high, true_positives,
-    false_positives.
+    """Accuracy with a 95% Wilson interval of each method (name -> TRUE answers, bool, in ``truth``'s order),
+    plus the base rate. One row per method: method, n, n_true, accuracy, ci_low, ci_high,
+    true_positives, false_positives.
     """
     truth = np.asarray(truth, dtype=bool)
     majority = truth.mean() >= 0.5
@@ -407,14 +356,9 @@ def evaluate(predictions: dict, truth) -> pd.DataFrame:
 
 def compare_approaches(pages: pd.DataFrame, labels: pd.DataFrame, question: str, generator=None,
                        judge: Judge | None = None) -> pd.DataFrame:
-    """Accuracy of each approach on labelled documents (``evaluate``), side by side.
-
-    ``pages``: the documents (``read_articles`` or ``abstract_pages``);
-    ``labels``: their file and label (TRUE/FALSE), and keywords for the keyword
-    rule; ``judge``: default ``course_judge(question)``. Approaches: zero-shot
-    prompting (the model's choice alone), similarity to the definition
-    (evidence score >= the judge's threshold), the keyword rule, the few-shot
-    classifier, and the classifier combined with the model (step 5).
+    """``evaluate`` of each approach on labelled documents (``pages`` from ``read_articles`` or
+    ``abstract_pages``; ``labels`` with file, label and, for the keyword rule, keywords): the keyword rule,
+    the model alone, similarity to the definition, the few-shot classifier, and step 5's combination.
     """
     from helpers.generation import resolve_generator, score_choices
 
@@ -472,24 +416,13 @@ def ask_articles(articles, question: str, definition: str | None = None, generat
                  embedder=DEFAULT_EMBEDDER, batch_size: int = 4, cache: bool = True, seed: int = 0) -> pd.DataFrame:
     """Ask one yes/no question of every article, all five steps: one row per PDF, unreadable ones included.
 
-    ``articles``: a folder, a list of PDF paths, or the ``(pages, status)`` pair
-    from ``pdfs.read_articles``. ``question``: "knowledge_graph", "bibliometric"
-    or your own yes/no question with a ``definition``. Step 5 needs a ``judge``:
-    by default the course's (``course_judge``) for a course question; for your
-    own question pass ``labels`` (columns file and label TRUE/FALSE, for some
-    of the articles): half of them (drawn with ``seed``) tune the judge, the
-    other half give a held-out accuracy, printed with its interval. Without
-    either, ``combined`` is the model's own answer. ``quote="model"`` lets the
-    model write the quote instead of taking the most similar sentence.
-    Other arguments as in the step functions.
-
-    Returns one row per PDF: file, question, status ("ok"/"unreadable", or
-    "failed" when an endpoint gave no answer), answer (the model's:
-    TRUE/FALSE/UNCLEAR, or UNPARSEABLE when its text names none; None when
-    unreadable or failed), combined and
-    p_combined (step 5), p_evidence (the judge's P(TRUE) from the evidence
-    alone), evidence_score, p_TRUE / p_FALSE / p_UNCLEAR (the model's), evidence
-    (the quote), page, verified, reason (why unreadable or failed), note.
+    ``articles``: a folder, PDF paths, or ``read_articles``' ``(pages, status)``. ``question``: a course
+    question id or your own yes/no question with a ``definition``. Step 5's ``judge`` defaults to
+    ``course_judge`` for a course question; for your own, ``labels`` (file, label TRUE/FALSE) for some
+    articles tune one on half of them and print its accuracy on the other half; without either,
+    ``combined`` is the model's own answer. ``quote="model"``: the model writes the quote.
+    Columns: ``RESULT_COLUMNS``; status is "ok", "unreadable" or "failed" (an endpoint gave no answer),
+    answer the model's choice (UNPARSEABLE when its text names none; None when not ok), reason why not ok.
     """
     from helpers.endpoint import Failure
     from helpers.generation import generate, make_messages, resolve_generator, score_choices
@@ -550,9 +483,7 @@ def ask_articles(articles, question: str, definition: str | None = None, generat
 
 def _judge_from_labels(evidence, choices, labels, question, seed):
     """Fit a judge on half of the user's labels and print its accuracy on the other half."""
-    missing = [c for c in ("file", "label") if c not in labels]
-    if missing:
-        raise ValueError(f"labels lacks column(s) {missing}: give one row per labelled article with its label")
+    require_columns(labels, ["file", "label"], "labels", "give one row per labelled article with its label")
     labelled = labels.merge(evidence.reset_index().rename(columns={"index": "row"}), on="file")
     if labelled.empty:
         raise ValueError("none of the labelled files is among the readable articles")
@@ -593,6 +524,4 @@ def plot_answers(results: pd.DataFrame, title: str | None = None, path=None):
     ax.set_title(title or "Answers per question")
     ax.legend(title="question", fontsize=8)
     fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=150)
-    return fig
+    return save_figure(fig, path)

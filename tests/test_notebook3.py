@@ -89,6 +89,29 @@ def test_search_finds_a_relevant_record_and_answers_cite_or_refuse(produced):
     assert "Nothing relevant found" in off_topic["answer"]
 
 
+def test_the_core_path_is_timed_and_what_does_not_fit_comes_after_it(produced):
+    _, notebook = produced
+    cells = notebook.cells
+    core_end = next(i for i, c in enumerate(cells) if c.cell_type == "code" and "the core path (sections 1-3)" in
+                    "".join(o.get("text", "") for o in c.outputs))
+    optional = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.startswith("## Optional")]
+    assert optional and min(optional) > core_end
+    late = ["knowledge_graph", "extraction_held_out.csv", "recall_at_k("]  # the second question, the larger tests
+    for i, c in enumerate(cells[: core_end + 1]):
+        if c.cell_type == "code":
+            assert not any(call in c.source for call in late), (i, c.source[:80])
+    assert all(any(call in c.source for c in cells[core_end:] if c.cell_type == "code") for call in late)
+
+
+def test_extraction_on_the_pdfs_is_measured_in_the_core_path_with_a_baseline(produced):
+    outputs, _ = produced
+    table = pd.read_csv(outputs / "extraction_on_pdfs.csv").set_index("method")
+    assert (table["n"] == 27).all()  # the readable course PDFs, all labelled, none used for fitting
+    assert (table["ci_low"] <= table["accuracy"]).all() and (table["accuracy"] <= table["ci_high"]).all()
+    assert {"keyword rule", "zero-shot prompting (model alone)", "few-shot classifier",
+            "base rate (always the majority answer)"} <= set(table.index)
+
+
 def test_extraction_is_measured_on_the_held_out_part_with_intervals_and_baselines(produced):
     outputs, _ = produced
     table = pd.read_csv(outputs / "extraction_held_out.csv")
