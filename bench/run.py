@@ -32,7 +32,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tools")]  # helpers, and tools/run_notebooks.py for the notebook2 stage
 RESULTS_JSON = BENCH / "results.json"
 SCALING_CSV = BENCH / "scaling.csv"
 STAGES = ("embed", "cluster", "label", "extract", "search", "load", "notebook2", "ray_embed", "endpoint")
@@ -428,7 +428,7 @@ def job_load(variant: str, n: int | None) -> dict:
 
 def job_notebook2(variant: str, n: int | None) -> dict:
     """Notebook 2 run headless twice on the same cache: cold (nothing cached), then warm."""
-    from helpers.run_notebooks import execute_notebook
+    from run_notebooks import execute_notebook
 
     # Cold means cold: a cache of its own, with only the converted models linked.
     os.environ["SCISCI_CACHE"] = str(fresh_cache(Path(tempfile.mkdtemp(dir=BENCH_TMP)), shared=("models",)))
