@@ -1,25 +1,15 @@
 """Search abstracts and PDF passages, and answer questions from what was found.
 
-Search is hybrid by default: dense similarity (cosine of sentence embeddings,
-good at paraphrases) fused with Okapi BM25 (exact words, good at acronyms and
-method names) by reciprocal-rank fusion. Everything that does not depend on
-the query is computed once in ``build_index``; a query then costs one
-embedding, one matrix-vector product, a sparse BM25 sum and the fusion.
+Search is hybrid by default: the cosine of sentence embeddings (good at paraphrases) fused with
+Okapi BM25 (exact words: acronyms, method names) by reciprocal-rank fusion. ``build_index`` computes
+all that does not depend on the query once. The dense step is exact search (one matrix-vector
+product), fine for thousands of records; for millions a vector index (e.g. FAISS) would replace it.
 
-Typical use::
-
-    corpus = load_corpus("course")
     abstracts = build_index(corpus[corpus.has_abstract])
-    search(abstracts, "BERTopic", k=5)                   # method="hybrid" | "dense" | "lexical"
-    pages, status = read_articles(fetch_articles())
+    search(abstracts, "BERTopic", k=5)               # method="hybrid" | "dense" | "lexical"
     passages = build_index(label_passages(split_passages(pages), corpus))
     everything = combine_indexes(abstract=abstracts, passage=passages)
-    answer(passages, "How is disruption measured?")      # numbered sources, or "nothing relevant"
-
-The dense step is exact search (one numpy matrix-vector product), fine for
-thousands of records. For millions, a vector index (e.g. FAISS ``IndexFlatIP``
-or HNSW) would keep the embeddings and return the top candidates instead;
-``search(index, query, k, method)`` stays as it is.
+    answer(everything, "How is disruption measured?")  # numbered sources, or "nothing relevant"
 """
 from __future__ import annotations
 
@@ -165,12 +155,8 @@ def build_index(records: pd.DataFrame, text_column: str = "text", embeddings: np
 
 
 def label_passages(passages: pd.DataFrame, corpus: pd.DataFrame) -> pd.DataFrame:
-    """Passages (from ``split_passages``) with the ``doi``, ``title`` and ``year`` of their article.
-
-    The DOI comes from the file name (``doi_from_filename``); title and year from
-    the corpus record with that DOI (case-insensitive), missing (NaN) when the
-    corpus has no such record.
-    """
+    """Passages (from ``split_passages``) with the ``doi`` (from the file name), ``title`` and ``year``
+    of their article (from the corpus record with that DOI, any case; NaN when there is none)."""
     require_columns(passages, ["file", "page", "text"], "passages", "pass the frame from split_passages")
     require_columns(corpus, ["doi", "title", "year"], "corpus", "pass the frame from load_corpus")
     known = corpus.dropna(subset=["doi"]).assign(key=lambda f: f["doi"].str.lower()).drop_duplicates("key")
@@ -215,12 +201,8 @@ def _check_query(query, k) -> None:
 
 
 def embed_query(index: SearchIndex, query: str) -> np.ndarray:
-    """The query's embedding ``(dim,)`` with the index's model, float32 and read-only.
-
-    Embedded through ``load_query_embedder`` (on a CPU: ONNX Runtime, ~3x faster
-    for one query) and remembered for the session, as notebooks ask the same
-    query with several methods.
-    """
+    """The query's embedding ``(dim,)`` with the index's model (``load_query_embedder``), float32, read-only;
+    remembered for the session, as notebooks ask the same query with several methods."""
     return _query_vector(index.model, query)
 
 
@@ -260,11 +242,7 @@ def dense_scores(index: SearchIndex, query_vector: np.ndarray) -> np.ndarray:
 
 def _top(scores: np.ndarray, n: int) -> np.ndarray:
     """Positions of the ``n`` highest scores, best first (ties: lower position first)."""
-    n = min(n, len(scores))
-    if n < len(scores):
-        ids = np.argpartition(-scores, n - 1)[:n]
-    else:
-        ids = np.arange(len(scores))
+    ids = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
     return ids[np.lexsort((ids, -scores[ids]))]
 
 
@@ -276,12 +254,11 @@ def _ranks(scores: np.ndarray, ids: np.ndarray) -> np.ndarray:
 def search(index: SearchIndex, query: str, k: int = 10, method: str = "hybrid") -> pd.DataFrame:
     """The ``k`` records that best match ``query``, best first (lexical: only records sharing a word, maybe fewer).
 
-    ``method``: "dense" (cosine of embeddings), "lexical" (BM25 on exact words) or "hybrid"
-    (reciprocal-rank fusion of the top ``max(k, CANDIDATES)`` of each: sum of 1 / (60 + rank)).
-    One row per hit: ``rank``, ``score`` (the method's), ``dense_rank``, ``dense_score`` (cosine in
-    [-1, 1] whatever the method: use it for relevance thresholds), ``lexical_rank`` (<NA> when no
-    query word occurs), ``lexical_score`` (BM25), then the record's title, year, doi, source, file,
-    page where it has them, ``text`` and ``record`` (its row in ``index.records``).
+    ``method``: "dense" (cosine), "lexical" (BM25) or "hybrid" (sum of 1 / (60 + rank) over the top
+    ``max(k, CANDIDATES)`` of each). Columns: ``rank``, ``score`` (the method's), ``dense_rank``,
+    ``dense_score`` (the cosine whatever the method: use it for thresholds), ``lexical_rank`` (<NA>: no
+    query word occurs), ``lexical_score``, the record's title, year, doi, source, file, page where it has
+    them, ``text`` and ``record`` (its row in ``index.records``).
     """
     _check_query(query, k)
     if method not in METHODS:
@@ -347,10 +324,8 @@ def compare_methods(index: SearchIndex, query: str, k: int = 5, column: str = "t
 def load_queries(path=QUERIES_CSV) -> pd.DataFrame:
     """The query set: ``query``, ``kind``, and the ``doi`` and ``title`` of the record that answers it.
 
-    ``kind`` says what the query tests: "lexical" (an exact acronym or method
-    name), "paraphrase" (the record's content in other words), "question" (a
-    plain question), "off_topic" (nothing in the corpus answers it; doi and
-    title are empty).
+    ``kind``: "lexical" (an exact acronym or method name), "paraphrase", "question" or "off_topic"
+    (nothing answers it: no doi or title).
     """
     return pd.read_csv(path, dtype=str, keep_default_na=False).replace("", pd.NA)
 
@@ -373,16 +348,13 @@ def _targets(index: SearchIndex, queries: pd.DataFrame) -> list[np.ndarray]:
 
 
 def target_ranks(index: SearchIndex, queries: pd.DataFrame, methods=METHODS, depth: int = CANDIDATES) -> pd.DataFrame:
-    """Rank of each query's answer record under each method (<NA> when not in the top ``depth``).
+    """``queries`` (``query``, and ``doi`` or ``title`` of the answer) with the answer's rank under each method.
 
-    ``queries`` has a ``query`` column and, per row, the ``doi`` (or ``title``)
-    of the record that answers it; rows without one (off-topic queries) or whose
-    answer is not in the index are left out, and a message counts them. Returns ``queries`` with one rank
-    column per method.
+    A rank is <NA> when the answer is not in the top ``depth``. Queries without an answer (off-topic) or
+    whose answer is not in the index are left out, and a message counts them.
     """
-    if not isinstance(queries, pd.DataFrame) or "query" not in queries.columns:
-        raise ValueError("queries must be a DataFrame with a 'query' column and a 'doi' or 'title' column")
-    if not ({"doi", "title"} & set(queries.columns)):
+    require_columns(queries, ["query"], "queries", "pass load_queries() or a frame like it")
+    if not {"doi", "title"} & set(queries.columns):
         raise ValueError("queries needs a 'doi' or 'title' column naming the record that answers each query")
     bad = [m for m in methods if m not in METHODS]
     if bad:
@@ -411,10 +383,8 @@ def target_ranks(index: SearchIndex, queries: pd.DataFrame, methods=METHODS, dep
 
 
 def recall_at_k(index: SearchIndex, queries: pd.DataFrame, ks=(1, 10), methods=METHODS) -> pd.DataFrame:
-    """Recall@k per method: the share of queries whose answer record is among the top k hits.
-
-    Returns one row per method with columns ``recall@k`` for each k and ``n_queries``.
-    """
+    """Recall@k per method (rows): the share of queries whose answer is in the top k; columns ``recall@k``
+    for each k, and ``n_queries``."""
     ks = list(ks)
     if not ks or any(isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1 for k in ks):
         raise ValueError(f"ks must be whole numbers >= 1; got {ks!r}")
@@ -465,13 +435,10 @@ def answer(index: SearchIndex, question: str, generator=None, k: int = 4, min_sc
            user: str = prompts.RAG_USER, verbose: bool = True) -> dict:
     """Answer ``question`` from the ``k`` best records of ``index``, citing them as [1], [2], ...
 
-    Hits whose dense cosine is below ``min_score`` are dropped; when none is
-    left, the model is not called and the answer says that nothing relevant was
-    found. Otherwise the numbered sources and the question go into the ``user``
-    template under the ``system`` prompt, and ``helpers.generation.generate``
-    writes the answer (greedy, cached). Prints the answer and the sources.
-    Returns ``{"question", "answer", "sources"`` (DataFrame with ``number`` and
-    the search columns), ``"relevant"`` (False when nothing passed the threshold)``}``.
+    Hits with a cosine below ``min_score`` are dropped; when none is left the model is not asked and the
+    answer says so. Otherwise the numbered sources and the question fill the ``user`` template, and
+    ``generate`` writes the answer (greedy, cached). Prints both; returns ``{"question", "answer",
+    "sources"`` (the hits, numbered), ``"relevant"`` (False when nothing passed the threshold)``}``.
     """
     hits = search(index, question, k=k, method=method)
     sources = hits[hits["dense_score"] >= min_score].reset_index(drop=True)
