@@ -59,14 +59,10 @@ def cached_fit_transform(estimator, x) -> np.ndarray:
     return result
 
 
-def cluster_table(
-    df: pd.DataFrame, labels, top_n: int = 5, n_examples: int = 3, random_state: int = 42
-) -> pd.DataFrame:
-    """One row per cluster: cluster, size, share, top keywords, top c-TF-IDF terms, example titles.
-
-    Clusters are sorted by size; the noise group (-1), if any, is the last row
-    and flagged in ``is_noise``. Example titles are a seeded random sample.
-    """
+def cluster_table(df: pd.DataFrame, labels, top_n: int = 5, n_examples: int = 3,
+                  random_state: int = 42) -> pd.DataFrame:
+    """One row per cluster, largest first, noise (``is_noise``) last: cluster, size, share, top keywords,
+    top c-TF-IDF terms and a seeded sample of example titles."""
     labels = check_labels(labels, len(df))
     keywords = keyword_labels(df, labels, top_n=top_n).set_index("cluster")["label"]
     terms = ctfidf_labels(df["text"] if "text" in df else df["title"], labels, top_n=top_n).set_index("cluster")["label"]
@@ -160,12 +156,9 @@ def export_frame(df: pd.DataFrame, labels, coords2d) -> pd.DataFrame:
     coords = check_matrix(coords2d, "coords2d")
     if coords.shape != (len(df), 2):
         raise ValueError(f"coords2d must have shape ({len(df)}, 2), got {coords.shape}")
-    out = df.copy()
+    out = df.assign(cluster=labels, x=coords[:, 0], y=coords[:, 1])
     if "keywords" in out:
         out["keywords"] = ["; ".join(parse_keywords(v)) for v in out["keywords"]]
-    out["cluster"] = labels
-    out["x"] = coords[:, 0]
-    out["y"] = coords[:, 1]
     return out
 
 
@@ -202,11 +195,8 @@ def plot_clusters(coords2d, labels, title: str | None = None, path=None, point_s
         if annotate and c != NOISE:
             cx, cy = np.median(coords[mask], axis=0)
             ax.annotate(str(c), (cx, cy), ha="center", va="center", fontsize=9, weight="bold")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_xlabel("UMAP 1")
-    ax.set_ylabel("UMAP 2")
-    ax.set_title(title or f"{len(set(labels) - {NOISE})} clusters, {np.mean(labels == NOISE):.0%} noise")
+    ax.set(xticks=[], yticks=[], xlabel="UMAP 1", ylabel="UMAP 2",
+           title=title or f"{len(set(labels) - {NOISE})} clusters, {np.mean(labels == NOISE):.0%} noise")
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -220,26 +210,17 @@ def plot_clusters_interactive(coords2d, labels, df: pd.DataFrame, hover=("title"
     check_labels(labels, len(df))
     colours = _colours(labels)
     hover_cols = [h for h in hover if h in df]
-
     fig = go.Figure()
     for c in sorted(set(labels) - {NOISE}) + ([NOISE] if NOISE in labels else []):
-        mask = labels == c
-        hover_text = [
-            "<br>".join(f"{h}: {textwrap.shorten(str(df[h].iloc[i]), 90)}" for h in hover_cols) for i in np.flatnonzero(mask)
-        ]
-        fig.add_trace(
-            go.Scattergl(
-                x=coords[mask, 0], y=coords[mask, 1], mode="markers",
-                name="noise" if c == NOISE else f"cluster {c}",
-                marker=dict(size=5, color=colours[c], opacity=0.5 if c == NOISE else 0.85),
-                text=hover_text, hovertemplate="%{text}<extra>" + ("noise" if c == NOISE else f"cluster {c}") + "</extra>",
-            )
-        )
-    fig.update_layout(
-        title=title or "Clusters (hover for title and year)", template="plotly_white",
-        xaxis=dict(showticklabels=False, title="UMAP 1"), yaxis=dict(showticklabels=False, title="UMAP 2"),
-        width=900, height=650,
-    )
+        mask, name = labels == c, "noise" if c == NOISE else f"cluster {c}"
+        hover_text = ["<br>".join(f"{h}: {textwrap.shorten(str(df[h].iloc[i]), 90)}" for h in hover_cols)
+                      for i in np.flatnonzero(mask)]
+        fig.add_trace(go.Scattergl(x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=name,
+                                   marker=dict(size=5, color=colours[c], opacity=0.5 if c == NOISE else 0.85),
+                                   text=hover_text, hovertemplate="%{text}<extra>" + name + "</extra>"))
+    fig.update_layout(title=title or "Clusters (hover for title and year)", template="plotly_white", width=900,
+                      height=650, xaxis=dict(showticklabels=False, title="UMAP 1"),
+                      yaxis=dict(showticklabels=False, title="UMAP 2"))
     return save_figure(fig, path)
 
 
