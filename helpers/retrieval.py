@@ -36,12 +36,10 @@ BM25_B = 0.75  # how much a long text is penalised for its length
 RRF_K = 60  # reciprocal-rank fusion constant: 1 / (60 + rank) from each list
 QUERY_CACHE_SIZE = 4096  # query vectors remembered per session (1.5 KiB each)
 CANDIDATES = 30  # hits of each method that enter the fusion; deeper lists let many weak matches outvote a top hit
-# Lowest dense cosine for a hit to count as relevant in `answer`. Chosen with the best hit's `dense_score`
-# on abstracts + passages of the course (all-MiniLM-L6-v2): the best hit of the 10 off-topic
-# queries of retrieval_queries.csv scored 0.11-0.31, of the 30 on-topic ones 0.35-0.84;
-# 0.33 lies midway. Short acronym queries ("the COM-B model") score lowest among on-topic ones.
+# Lowest cosine for a hit to count as relevant in `answer`: on the course's abstracts + passages (all-MiniLM-L6-v2),
+# the best hit of the 10 off-topic queries in retrieval_queries.csv scored 0.11-0.31, of the 30 on-topic ones
+# 0.35-0.84 (short acronym queries such as "the COM-B model" lowest); 0.33 lies between.
 MIN_SCORE = 0.33
-# The course's query set: query, kind (lexical | paraphrase | question | off_topic), doi, title.
 QUERIES_CSV = Path(__file__).with_name("retrieval_queries.csv")
 # Columns of a record that search results show, in this order, when the records have them.
 RESULT_COLUMNS = ["source", "title", "year", "doi", "file", "page"]
@@ -62,12 +60,8 @@ _HYPHENS = str.maketrans({"\u2010": "-", "\u2011": "-"})  # typographic hyphens,
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-case BM25 tokens: words, acronyms and hyphenated names, plus the parts of each hyphenated name.
-
-    ``"The CD-index of SciBERT"`` -> ``["cd-index", "cd", "index", "scibert"]``: the
-    whole name matches exactly, its parts match a query that spells it apart.
-    Stop words and single characters are dropped.
-    """
+    """Lower-case BM25 tokens, without stop words and single characters; a hyphenated name also gives its parts,
+    for a query that spells it apart: ``"The CD-index of SciBERT"`` -> ``["cd-index", "cd", "index", "scibert"]``."""
     tokens = []
     for match in _TOKEN.finditer(text.lower().translate(_HYPHENS)):
         word = match.group()
@@ -82,10 +76,8 @@ def tokenize(text: str) -> list[str]:
 class SearchIndex:
     """What ``search`` needs, computed once by ``build_index``.
 
-    records: the searchable rows (index 0..n-1); embeddings: float32 ``(n, dim)``,
-    L2-normalised; term_weights: sparse ``(n, n_terms)`` BM25 weight of each term
-    in each record (CSC, so a term's column is one slice); vocabulary: term -> column;
-    model: the embedder (name or loaded model) that queries must be embedded with.
+    records: the rows (index 0..n-1); embeddings: float32 ``(n, dim)``, L2-normalised; term_weights: BM25 weights
+    ``(n, n_terms)``, CSC so a term's column is one slice; vocabulary: term -> column; model: the queries' embedder.
     """
 
     records: pd.DataFrame
@@ -130,11 +122,10 @@ def bm25_weights(texts: list[str], k1: float = BM25_K1, b: float = BM25_B) -> tu
 
 def build_index(records: pd.DataFrame, text_column: str = "text", embeddings: np.ndarray | None = None,
                 model=DEFAULT_EMBEDDER) -> SearchIndex:
-    """A search index over ``records[text_column]``: embeddings and BM25 weights, computed once.
+    """A search index over ``records[text_column]`` (all columns kept): embeddings and BM25 weights, computed once.
 
-    ``embeddings`` (float32 ``(n, dim)``, rows L2-normalised) are computed with ``embed_texts``
-    (cached on disk: notebook 2's are reused) when not given; ``model`` must be the one they came
-    from, because queries are embedded with it. ``records`` keeps all its columns.
+    ``embeddings``: float32 ``(n, dim)``, rows L2-normalised, else ``embed_texts`` (cached: notebook 2's are
+    reused); ``model`` must be the one they came from, as queries are embedded with it.
     """
     require_columns(records, [text_column], "records")
     if records.empty:
@@ -146,8 +137,7 @@ def build_index(records: pd.DataFrame, text_column: str = "text", embeddings: np
     embeddings = np.asarray(embeddings, dtype=np.float32)
     if embeddings.ndim != 2 or embeddings.shape[0] != len(records):
         raise ValueError(f"embeddings must have one row per record: shape {embeddings.shape} for {len(records)} records")
-    norms = np.linalg.norm(embeddings, axis=1)
-    if not np.allclose(norms, 1, atol=1e-3):
+    if not np.allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-3):
         raise ValueError("embeddings must be L2-normalised (as embed_texts returns them); "
                          "divide each row by its norm first")
     term_weights, vocabulary = bm25_weights(texts)
@@ -171,11 +161,9 @@ def label_passages(passages: pd.DataFrame, corpus: pd.DataFrame) -> pd.DataFrame
 
 
 def combine_indexes(**indexes: SearchIndex) -> SearchIndex:
-    """One index over the records of several, e.g. ``combine_indexes(abstract=a, passage=p)``.
+    """One index over the records of several from the same embedder, e.g. ``combine_indexes(abstract=a, passage=p)``.
 
-    Each record gets a ``source`` column with the name it was passed under.
-    Embeddings are reused (not recomputed); BM25 statistics are recomputed over
-    all records together. All indexes must come from the same embedder.
+    A ``source`` column names where each record came from; embeddings are reused, BM25 recomputed over all.
     """
     if not indexes:
         raise ValueError("pass at least one index, e.g. combine_indexes(abstract=a, passage=p)")
@@ -400,18 +388,16 @@ def recall_at_k(index: SearchIndex, queries: pd.DataFrame, ks=(1, 10), methods=M
 def format_sources(sources: pd.DataFrame, max_words: int = 150) -> str:
     """Numbered sources for a prompt: ``[1] Title (year), p. 3: text``, each text cut to ``max_words``."""
     lines = []
-    for number, row in zip(sources["number"], sources.itertuples(index=False)):
+    for row in sources.itertuples(index=False):
         title, file = getattr(row, "title", None), getattr(row, "file", None)
         where = title if isinstance(title, str) and title else file if isinstance(file, str) else "untitled"
-        year = getattr(row, "year", None)
-        if pd.notna(year):
+        if pd.notna(year := getattr(row, "year", None)):
             where += f" ({year})"
-        page = getattr(row, "page", None)
-        if page is not None and pd.notna(page):
+        if pd.notna(page := getattr(row, "page", None)):
             where += f", p. {int(page)}"
         words = str(getattr(row, "text", "")).split()
         text = " ".join(words[:max_words]) + (" [...]" if len(words) > max_words else "")
-        lines.append(f"[{number}] {where}: {text}")
+        lines.append(f"[{row.number}] {where}: {text}")
     return "\n\n".join(lines)
 
 
@@ -443,15 +429,12 @@ def answer(index: SearchIndex, question: str, generator=None, k: int = 4, min_sc
     hits = search(index, question, k=k, method=method)
     sources = hits[hits["dense_score"] >= min_score].reset_index(drop=True)
     sources.insert(0, "number", np.arange(1, len(sources) + 1))
-    if sources.empty:
-        best = hits["dense_score"].max() if len(hits) else float("nan")
-        text = NOTHING_FOUND.format(best=best, min_score=min_score)
-        relevant = False
-    else:
-        message = user.format(sources=format_sources(sources), question=question.strip())
-        chat = generation.make_messages(message, system)
+    relevant = not sources.empty
+    if relevant:
+        chat = generation.make_messages(user.format(sources=format_sources(sources), question=question.strip()), system)
         text = generation.generate([chat], generator, max_new_tokens=max_new_tokens)[0]
-        relevant = True
+    else:
+        text = NOTHING_FOUND.format(best=hits["dense_score"].max(), min_score=min_score)
     if verbose:
         print(f"Question: {question.strip()}\n\nAnswer: {text}")
         if relevant:
