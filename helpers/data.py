@@ -90,9 +90,8 @@ def fetch_file(name: str, expected_sha256: str | None, url: str | None = None) -
         if corrupt:
             raise ValueError(f"{corrupt} Re-downloading failed too ({error}).") from None
         raise FileNotFoundError(
-            f"{name}: no local copy and the download from {url} failed ({error}). "
-            "Point SCISCI_DATA_DIR at a folder that holds the course data "
-            f"(e.g. `export SCISCI_DATA_DIR=../shared/data`) or place the file at {cached}."
+            f"{name}: no local copy and the download from {url} failed ({error}). Point SCISCI_DATA_DIR at a folder "
+            f"that holds the course data (e.g. `export SCISCI_DATA_DIR=../shared/data`) or place the file at {cached}."
         ) from None
     return cached
 
@@ -111,14 +110,9 @@ def _download(url: str, target: Path, expected_sha256: str | None) -> None:
 
 
 def _verify(path: Path, expected_sha256: str | None, hint: str = "") -> None:
-    if expected_sha256 is None:
-        return
-    actual = sha256_file(path)
-    if actual != expected_sha256:
-        raise ValueError(
-            f"{path}: checksum mismatch (expected SHA-256 {expected_sha256[:12]}..., "
-            f"got {actual[:12]}...). The file is corrupted or not the course's. {hint}"
-        )
+    if expected_sha256 is not None and (actual := sha256_file(path)) != expected_sha256:
+        raise ValueError(f"{path}: checksum mismatch (expected SHA-256 {expected_sha256[:12]}..., "
+                         f"got {actual[:12]}...). The file is corrupted or not the course's. {hint}")
 
 
 def course_csv_path() -> Path:
@@ -202,11 +196,9 @@ def normalise_corpus(frame: pd.DataFrame, source: str = "the corpus") -> pd.Data
         frame = frame.rename(columns=SCOPUS_COLUMNS)
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(
-            f"{source}: missing required column(s) {', '.join(missing)}. Expected the course schema "
-            f"({', '.join(CORPUS_COLUMNS)}) or a Scopus export (Title, Abstract, Year, Cited by, ...); "
-            f"found {', '.join(map(str, frame.columns[:15]))}."
-        )
+        raise ValueError(f"{source}: missing required column(s) {', '.join(missing)}. Expected the course schema "
+                         f"({', '.join(CORPUS_COLUMNS)}) or a Scopus export (Title, Abstract, Year, Cited by, ...); "
+                         f"found {', '.join(map(str, frame.columns[:15]))}.")
     out = frame.copy()
     for column in CORPUS_COLUMNS:
         if column not in out.columns:
@@ -234,12 +226,7 @@ def load_corpus(source: str | Path = "course") -> pd.DataFrame:
     ``theme`` column), or the path of a CSV in the course schema or a raw Scopus export. Columns:
     ``CORPUS_COLUMNS`` + ``text`` (title and abstract) + ``has_abstract``; ``keywords`` are lists of lower-case strings.
     """
-    if str(source) == "course":
-        path = course_csv_path()
-    elif str(source) == "demo":
-        path = DEMO_CSV
-    else:
-        path = Path(source)
+    path = course_csv_path() if str(source) == "course" else DEMO_CSV if str(source) == "demo" else Path(source)
     frame = read_csv_robustly(path)
     if frame.empty:
         raise ValueError(f"{path}: the file has a header but no records.")
