@@ -48,10 +48,8 @@ def _check_chats(messages_list) -> list[list[dict]]:
 def resolve_generator(generator=None):
     """What generates: a pipeline from ``load_generator``, a model name (loaded with it), an ``Endpoint``,
     or for None the endpoint of ``SCISCI_LLM_BASE_URL`` when it is set, else ``load_generator()``."""
-    if generator is None:
-        endpoint = Endpoint.from_env()
-        if endpoint is not None:
-            return endpoint
+    if generator is None and (endpoint := Endpoint.from_env()) is not None:
+        return endpoint
     if generator is None or isinstance(generator, str):
         from helpers.models import load_generator
 
@@ -283,6 +281,8 @@ def score_choices(messages_list, choices: list[str], generator=None, prefix: str
     allowed choice in its generated answer gets probability 1 (none: NaN). Failures as in ``generate``;
     with ``errors="mark"`` an ``error`` column holds the reason (or None) and a failed row is NaN.
     """
+    from scipy.special import logsumexp, softmax
+
     chats = _check_chats(messages_list)
     choices = list(choices)
     if len(choices) < 2 or len(set(choices)) != len(choices) or not all(isinstance(c, str) and c for c in choices):
@@ -317,13 +317,10 @@ def score_choices(messages_list, choices: list[str], generator=None, prefix: str
                 _cache_put(keys[i], {"model": name, "messages": chats[i], "choices": choices,
                                      "prefix": prefix, "output": logprobs[i]})
     logprobs = np.array(logprobs, dtype=float)
-    top = logprobs.max(axis=1, keepdims=True)
-    probs = np.exp(logprobs - top)
-    mass = probs.sum(axis=1) * np.exp(top[:, 0])
-    probs /= probs.sum(axis=1, keepdims=True)
+    probs = softmax(logprobs, axis=1)
     frame = pd.DataFrame(probs, columns=choices)
     frame["choice"] = [choices[j] for j in probs.argmax(axis=1)]
-    frame["mass"] = mass
+    frame["mass"] = np.exp(logsumexp(logprobs, axis=1))
     if errors == "mark":
         frame["error"] = None  # a local model raises instead of failing a row
     return frame
