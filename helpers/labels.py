@@ -91,11 +91,8 @@ def keyword_scores(df: pd.DataFrame, labels, top_n: int = 5, min_count: int = 3)
 
 
 def keyword_labels(df: pd.DataFrame, labels, top_n: int = 5, min_count: int = 3) -> pd.DataFrame:
-    """Each cluster's ``top_n`` author keywords (``keyword_scores``), one row per cluster.
-
-    A cluster without a keyword in ``min_count`` of its records gets its
-    c-TF-IDF terms over ``df["text"]`` (or the titles) instead; ``source`` says which.
-    """
+    """Each cluster's ``top_n`` author keywords (``keyword_scores``), one row per cluster; a cluster without a
+    keyword in ``min_count`` of its records gets c-TF-IDF terms (of texts, or titles); ``source`` says which."""
     labels = check_labels(labels, len(df))
     table = _per_cluster(keyword_scores(df, labels, top_n, min_count), "keyword", "keywords").assign(source="keywords")
     missing = sorted(set(np.unique(labels).tolist()) - set(table["cluster"]))
@@ -126,8 +123,7 @@ def theme_candidates(text: str, max_words: int = 8) -> list[str]:
         lines = re.split(r"[,;]", lines[0])
     themes, seen = [], set()
     for line in lines:
-        line = _MARKER.sub("", line.strip())
-        line = _NAMED.sub("", line)
+        line = _NAMED.sub("", _MARKER.sub("", line.strip()))
         if ":" in line:
             name, _, rest = line.partition(":")
             line = name if name.strip() else rest
@@ -189,8 +185,7 @@ def label_clusters(titles_by_cluster: dict, generator=None, n_titles: int = 10, 
                    system: str = prompts.CLUSTER_LABEL_SYSTEM, user: str = prompts.CLUSTER_LABEL_USER,
                    examples=prompts.CLUSTER_LABEL_EXAMPLES, max_new_tokens: int = 32,
                    repetition_penalty: float | None = LABEL_REPETITION_PENALTY, batch_size: int = 8,
-                   min_n: int = 3, max_n: int = 5,
-                   cache: bool = True) -> pd.DataFrame:
+                   min_n: int = 3, max_n: int = 5, cache: bool = True) -> pd.DataFrame:
     """Label each cluster with 3-5 short themes written by an instruct model: one row per cluster.
 
     ``titles_by_cluster``: cluster id -> titles, e.g. ``df.groupby("cluster")["title"].apply(list).to_dict()``;
@@ -210,19 +205,18 @@ def label_clusters(titles_by_cluster: dict, generator=None, n_titles: int = 10, 
     if empty:
         raise ValueError(f"cluster(s) {empty} have no non-empty title")
     chats = [cluster_label_messages(sampled[c], system, user, examples) for c in clusters]
-    user_texts = {c: chat[-1]["content"] for c, chat in zip(clusters, chats)}
     answers = generate(chats, generator, max_new_tokens=max_new_tokens, batch_size=batch_size,
                        repetition_penalty=repetition_penalty, cache=cache, errors="mark")
     rows = []
-    for c, answer in zip(clusters, answers):
+    for c, chat, answer in zip(clusters, chats, answers):
         error = answer.reason if isinstance(answer, Failure) else None
         answer = "" if error else answer
         themes = parse_themes(answer, min_n, max_n)
         label = ("; ".join(themes) if themes else f"FAILED: {error}" if error
                  else "UNPARSEABLE: " + " ".join(answer.split())[:60])
         rows.append({"cluster": int(c), "method": "LLM", "label": label, "terms": themes or [],
-                     "parsed": themes is not None, "n_themes": len(theme_candidates(answer)), "n_titles": len(sampled[c]),
-                     "prompt": user_texts[c], "answer": answer, "error": error})
+                     "parsed": themes is not None, "n_themes": len(theme_candidates(answer)),
+                     "n_titles": len(sampled[c]), "prompt": chat[-1]["content"], "answer": answer, "error": error})
     return pd.DataFrame(rows)
 
 
