@@ -22,8 +22,7 @@ def outputs_dir() -> Path:
 
 def cache_dir(kind: str) -> Path:
     """Sub-folder ``kind`` of the course cache (``$SCISCI_CACHE`` or ``~/.cache/llm4scisci``)."""
-    root = Path(os.environ.get("SCISCI_CACHE", Path.home() / ".cache" / "llm4scisci"))
-    path = root / kind
+    path = Path(os.environ.get("SCISCI_CACHE", Path.home() / ".cache" / "llm4scisci")) / kind
     path.mkdir(parents=True, exist_ok=True)
     return path
 

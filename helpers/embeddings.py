@@ -54,10 +54,8 @@ def embed_texts(texts, model=DEFAULT_EMBEDDER, batch_size: int | None = None, ca
         show_progress = len(texts) > 500
     if batch_size is None:
         batch_size = CPU_BATCH_SIZE if str(embedder.device) == "cpu" else GPU_BATCH_SIZE
-    vectors = embedder.encode(
-        texts, batch_size=batch_size, normalize_embeddings=True,
-        convert_to_numpy=True, show_progress_bar=show_progress,
-    ).astype(np.float32)
+    vectors = embedder.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                              show_progress_bar=show_progress).astype(np.float32)
     if cache:
         write_atomically(path, lambda tmp: np.save(tmp, vectors))
     return vectors
@@ -75,9 +73,8 @@ SENTIMENT_DESCRIPTIONS = {
 class SimilarityClassifier:
     """Zero-shot labels: a text gets the label whose descriptions its embedding is closest to.
 
-    Called like a ``pipeline("sentiment-analysis")``: ``classifier(texts)`` returns
-    one ``{"label", "score"}`` per text, the score being a softmax of the cosine
-    similarities to each label's mean description vector, at ``temperature``.
+    Called like a ``pipeline("sentiment-analysis")``: one ``{"label", "score"}`` per text, the score a softmax
+    (at ``temperature``) of the cosines to each label's mean description vector.
     """
 
     def __init__(self, embedder, label_descriptions: dict[str, list[str]] = SENTIMENT_DESCRIPTIONS,

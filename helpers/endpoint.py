@@ -1,7 +1,6 @@
 """An OpenAI-compatible chat endpoint (vLLM, ``transformers serve``, Ollama, a hosted router) as one object.
 
-``Endpoint.from_env()`` reads it from the environment, so the notebooks run
-unchanged against a server::
+``Endpoint.from_env()`` reads it from the environment, so the notebooks run unchanged against a server::
 
     SCISCI_LLM_BASE_URL=http://127.0.0.1:8000/v1   # the server's address, up to /v1
     SCISCI_LLM_MODEL=Qwen/Qwen2.5-1.5B-Instruct     # the model it serves

@@ -152,8 +152,8 @@ def _packaged_folders() -> dict[Path, str]:
     """Folder -> hub name of every packaged copy installed here (and the cached dequantised SmolLM2)."""
     folders = {(cache_dir("models") / DEQUANTISED_SMOLLM2).resolve(): PACKAGED_GENERATOR}
     for name in (DEFAULT_EMBEDDER, PACKAGED_GENERATOR):
-        if packaged_path(name) is not None:
-            folders[packaged_path(name).resolve()] = name
+        if (path := packaged_path(name)) is not None:
+            folders[path.resolve()] = name
     return folders
 
 
@@ -321,9 +321,8 @@ class _OnnxTransformer(torch.nn.Module):
         self.input_names = [i.name for i in session.get_inputs()]
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, **_):
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
-        given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        given = {"input_ids": input_ids, "attention_mask": attention_mask,
+                 "token_type_ids": torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids}
         feeds = {k: given[k].cpu().numpy().astype("int64") for k in self.input_names}
         return {"last_hidden_state": torch.from_numpy(self.session.run(["last_hidden_state"], feeds)[0])}
 

@@ -33,8 +33,7 @@ class PdfError(ValueError):
 
     def __init__(self, file: str, reason: str):
         super().__init__(f"{file}: {reason}")
-        self.file = file
-        self.reason = reason
+        self.file, self.reason = file, reason
 
 
 def list_pdfs(folder: str | Path) -> list[Path]:
@@ -42,10 +41,8 @@ def list_pdfs(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"folder not found: {folder}")
-    return sorted(
-        p for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() == ".pdf" and not p.name.startswith(".")
-    )
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() == ".pdf" and not p.name.startswith("."))
 
 
 def extract_pages(path: str | Path) -> pd.DataFrame:
@@ -102,10 +99,8 @@ def read_articles(paths) -> tuple[pd.DataFrame, pd.DataFrame]:
     Returns ``(pages, status)``: ``pages`` as from ``extract_pages`` for the readable files; ``status`` one
     row per path: ``file``, ``status`` ("ok" or "unreadable"), ``reason`` ("" when ok), ``n_pages``, ``n_chars``.
     """
-    if isinstance(paths, (str, Path)) and Path(paths).is_dir():
-        paths = list_pdfs(paths)
-    elif isinstance(paths, (str, Path)):
-        paths = [paths]
+    if isinstance(paths, (str, Path)):
+        paths = list_pdfs(paths) if Path(paths).is_dir() else [paths]
     frames, rows = [], []
     for path in paths:
         name = Path(path).name
