@@ -17,7 +17,7 @@ data: setup
 	$(PY) -c "from helpers.data import course_csv_path, fetch_articles; print(course_csv_path()); fetch_articles()"
 
 run: data
-	$(PY) -m helpers.run_notebooks
+	$(PY) tools/run_notebooks.py
 
 test: setup
 	$(PY) -m pytest

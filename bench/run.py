@@ -32,7 +32,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tools")]  # helpers, and tools/run_notebooks.py for the notebook2 stage
 RESULTS_JSON = BENCH / "results.json"
 SCALING_CSV = BENCH / "scaling.csv"
 STAGES = ("embed", "cluster", "label", "extract", "search", "load", "notebook2", "ray_embed", "endpoint")
@@ -41,9 +41,6 @@ DEFAULT_STAGES = STAGES[:7]
 SCALING_STAGES = ("embed", "reduce", "reduce_pca50", "cluster", "keywords", "search")
 MARK = "BENCH_JSON "
 SEED = 42
-# Notebook 2's settings, so "ours" is what the course runs.
-UMAP_PARAMS = dict(n_neighbors=15, min_dist=0.0, metric="cosine")
-HDBSCAN_PARAMS = dict(min_cluster_size=20, min_samples=5, max_cluster_size=300)
 RESAMPLED = 10_000  # the ray_embed stage's second size (resampled records)
 
 
@@ -54,9 +51,9 @@ def umap5(x, cache: bool = False):
     """Notebook 2's 5-D UMAP of ``x``; with ``cache``, through ``cached_fit_transform`` as the notebook runs it."""
     import umap
 
-    from helpers.clustering import _fit_transform, cached_fit_transform
+    from helpers.clustering import COURSE_SEED, COURSE_UMAP, _fit_transform, cached_fit_transform
 
-    reducer = umap.UMAP(n_components=5, random_state=SEED, **UMAP_PARAMS)
+    reducer = umap.UMAP(n_components=5, random_state=COURSE_SEED, **COURSE_UMAP)
     return cached_fit_transform(reducer, x) if cache else _fit_transform(reducer, x)
 
 
@@ -196,6 +193,8 @@ def job_cluster(variant: str, n: int | None) -> dict:
     else:
         import hdbscan
 
+        from helpers.clustering import COURSE_HDBSCAN  # notebook 2's settings, so "ours" is what the course runs
+
         pca = variant == "pca50"
 
         def run():
@@ -206,7 +205,7 @@ def job_cluster(variant: str, n: int | None) -> dict:
                 x = PCA(50, random_state=SEED).fit_transform(x)
                 x /= np.linalg.norm(x, axis=1, keepdims=True)
             reduced = umap5(x, cache=variant == "ours")
-            return hdbscan.HDBSCAN(**HDBSCAN_PARAMS).fit_predict(reduced)
+            return hdbscan.HDBSCAN(**COURSE_HDBSCAN).fit_predict(reduced)
 
         settings = ("PCA to 50-D, then " if pca else "") + "cached_fit_transform(umap.UMAP(5-D, cosine, seed 42)) + hdbscan.HDBSCAN(notebook 2's parameters)"
     labels, wall, cpu = timed(run)
@@ -438,7 +437,7 @@ def job_load(variant: str, n: int | None) -> dict:
 
 def job_notebook2(variant: str, n: int | None) -> dict:
     """Notebook 2 run headless twice on the same cache: cold (nothing cached), then warm."""
-    from helpers.run_notebooks import execute_notebook
+    from run_notebooks import execute_notebook
 
     # Cold means cold: a cache of its own, with only the converted models linked.
     os.environ["SCISCI_CACHE"] = str(fresh_cache(Path(tempfile.mkdtemp(dir=BENCH_TMP)), shared=("models",)))
@@ -486,8 +485,10 @@ def job_scale(stage: str, n: int) -> dict:
     elif stage == "cluster":
         import hdbscan
 
+        from helpers.clustering import COURSE_HDBSCAN
+
         reduced = np.load(BENCH_TMP / f"reduced-{n}.npy")
-        labels, wall, cpu = timed(hdbscan.HDBSCAN(**HDBSCAN_PARAMS).fit_predict, reduced)
+        labels, wall, cpu = timed(hdbscan.HDBSCAN(**COURSE_HDBSCAN).fit_predict, reduced)
         np.save(BENCH_TMP / f"labels-{n}.npy", labels)
         result["n_clusters"] = len(set(labels.tolist()) - {-1})
     elif stage == "keywords":

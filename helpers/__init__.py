@@ -1,7 +1,7 @@
 """LLM4SciSci helpers: the plumbing the three course notebooks share.
 
-One module per idea: ``data`` (corpus), ``models`` (loading), ``embeddings``, ``clustering``,
-``labels``, ``generation`` (with ``prompts``), ``pdfs``, ``extraction``, ``retrieval``, ``checks``, ``cache``.
+One module per idea: ``data`` (corpus), ``models`` (loading), ``embeddings``, ``clustering``, ``labels``,
+``generation`` (with ``prompts`` and ``endpoint``), ``pdfs``, ``extraction``, ``retrieval``, ``checks``, ``cache``.
 Import what you need, e.g. ``from helpers.data import load_corpus``.
 """
 

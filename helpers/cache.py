@@ -1,8 +1,7 @@
 """Where the course keeps what it computes: results in ``outputs/``, caches in one folder.
 
-Every cache in the course (downloaded data, dequantised models, embeddings,
-generations) lives under :func:`cache_dir`, keyed by a hash of what went in,
-so a re-run is instant and a changed input is recomputed.
+Every cache (dequantised models, embeddings, UMAP results, generations) lives under
+``cache_dir``, keyed by a hash of what went in: a re-run is instant, a changed input is recomputed.
 """
 from __future__ import annotations
 
@@ -23,8 +22,7 @@ def outputs_dir() -> Path:
 
 def cache_dir(kind: str) -> Path:
     """Sub-folder ``kind`` of the course cache (``$SCISCI_CACHE`` or ``~/.cache/llm4scisci``)."""
-    root = Path(os.environ.get("SCISCI_CACHE", Path.home() / ".cache" / "llm4scisci"))
-    path = root / kind
+    path = Path(os.environ.get("SCISCI_CACHE", Path.home() / ".cache" / "llm4scisci")) / kind
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -45,6 +43,13 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def write_atomically(path: Path, write) -> None:
+    """``write(tmp)`` to a file beside ``path``, then rename it to ``path``: an interrupted run leaves no half file."""
+    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
+    write(tmp)
+    tmp.replace(path)
 
 
 def save_figure(fig, path, dpi: int = 150):

@@ -1,12 +1,7 @@
-"""Stage 2: from embeddings to topics.
+"""Stage 2, from embeddings to topics: the plumbing around ``umap.UMAP`` and ``hdbscan.HDBSCAN``.
 
-The steps themselves are library calls, ``umap.UMAP(...).fit_transform`` and
-``hdbscan.HDBSCAN(...).fit_predict``; this module adds the plumbing around them:
-``cached_fit_transform`` keeps a seeded UMAP result on disk, ``cluster_table``
-shows each group's labels (``helpers.labels``) and examples, the plots, and two
-checks of how far to trust the result: stability across seeds and a held-out
-citation prediction.
-Everything is deterministic for a fixed ``random_state``; the ``plot_*`` functions only draw.
+A UMAP result cached on disk, a table of each cluster's labels and examples, the plots (which only
+draw), and two checks of how far to trust the result: stability across seeds, held-out citation prediction.
 """
 from __future__ import annotations
 
@@ -19,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.cache import cache_dir, content_hash, save_figure
+from helpers.cache import cache_dir, content_hash, outputs_dir, save_figure, write_atomically
 from helpers.checks import check_labels, check_matrix, require_columns
-from helpers.data import parse_keywords
+from helpers.data import load_corpus, parse_keywords
 from helpers.labels import ctfidf_labels, keyword_labels
 
 NOISE = -1
@@ -47,9 +42,7 @@ def _fit_transform(estimator, x) -> np.ndarray:
 def cached_fit_transform(estimator, x) -> np.ndarray:
     """``estimator.fit_transform(x)`` as float32, kept on disk under a hash of ``x`` and the estimator's parameters.
 
-    For a seeded estimator such as ``umap.UMAP(..., random_state=42)``: a re-run
-    with the same data and parameters loads the result instead of recomputing
-    it (for UMAP, also its compilation). Unseeded, it is computed every time.
+    Only for a seeded estimator such as ``umap.UMAP(..., random_state=42)``; unseeded, it is computed every time.
     """
     x = check_matrix(x, "x")
     params = estimator.get_params()
@@ -62,20 +55,14 @@ def cached_fit_transform(estimator, x) -> np.ndarray:
     if path.is_file():
         return np.load(path)
     result = _fit_transform(estimator, x)
-    tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, result)
-    tmp.replace(path)
+    write_atomically(path, lambda tmp: np.save(tmp, result))
     return result
 
 
-def cluster_table(
-    df: pd.DataFrame, labels, top_n: int = 5, n_examples: int = 3, random_state: int = 42
-) -> pd.DataFrame:
-    """One row per cluster: cluster, size, share, top keywords, top c-TF-IDF terms, example titles.
-
-    Clusters are sorted by size; the noise group (-1), if any, is the last row
-    and flagged in ``is_noise``. Example titles are a seeded random sample.
-    """
+def cluster_table(df: pd.DataFrame, labels, top_n: int = 5, n_examples: int = 3,
+                  random_state: int = 42) -> pd.DataFrame:
+    """One row per cluster, largest first, noise (``is_noise``) last: cluster, size, share, top keywords,
+    top c-TF-IDF terms and a seeded sample of example titles."""
     labels = check_labels(labels, len(df))
     keywords = keyword_labels(df, labels, top_n=top_n).set_index("cluster")["label"]
     terms = ctfidf_labels(df["text"] if "text" in df else df["title"], labels, top_n=top_n).set_index("cluster")["label"]
@@ -87,17 +74,9 @@ def cluster_table(
     for c in order:
         idx = np.flatnonzero(labels == c)
         picks = rng.choice(idx, size=min(n_examples, len(idx)), replace=False)
-        rows.append(
-            {
-                "cluster": int(c),
-                "is_noise": c == NOISE,
-                "size": int(sizes[c]),
-                "share": round(sizes[c] / len(labels), 3),
-                "top_keywords": keywords.get(c, ""),
-                "top_terms": terms.get(c, ""),
-                "example_titles": " | ".join(titles[sorted(picks)]),
-            }
-        )
+        rows.append({"cluster": int(c), "is_noise": c == NOISE, "size": int(sizes[c]),
+                     "share": round(sizes[c] / len(labels), 3), "top_keywords": keywords.get(c, ""),
+                     "top_terms": terms.get(c, ""), "example_titles": " | ".join(titles[sorted(picks)])})
     return pd.DataFrame(rows)
 
 
@@ -106,14 +85,11 @@ def cluster_table(
 
 def stability(embeddings, seeds, reference_labels, n_components: int = 5, umap_params: dict | None = None,
               hdbscan_params: dict | None = None) -> pd.DataFrame:
-    """Re-run UMAP and HDBSCAN with other seeds and compare with ``reference_labels``.
+    """Re-run UMAP (cached) and HDBSCAN with each of ``seeds`` and compare with ``reference_labels``.
 
-    Each seed runs ``umap.UMAP(n_components=..., random_state=seed, **umap_params)``
-    (cached, see ``cached_fit_transform``) and ``hdbscan.HDBSCAN(**hdbscan_params)``:
-    pass the parameters of the reference run (default: notebook 2's), or the
-    comparison is moot. One row per seed: seed, n_clusters, noise_share, ari
-    (adjusted Rand index over all records, noise counted as its own group) and
-    ari_clustered (only records that are not noise in either run; NaN if fewer than 2).
+    Pass the reference run's parameters (default: notebook 2's), or the comparison is moot. One row per
+    seed: seed, n_clusters, noise_share, ari (adjusted Rand index over all records, noise a group of its
+    own) and ari_clustered (over records that are noise in neither run; NaN if fewer than 2).
     """
     import hdbscan
     import umap
@@ -137,13 +113,10 @@ def predict_citations(embeddings, df: pd.DataFrame, test_size: float = 0.25, ran
                       reference_year: int | None = None) -> pd.DataFrame:
     """Held-out R² for predicting log1p(citations) from embeddings + age vs age alone.
 
-    Age = ``reference_year`` (default: the latest year in ``df``) minus year;
-    both models get age and log1p(age), since citations grow roughly with the
-    log of age. Ridge regression on standardised features; the penalty alpha is
-    chosen by leave-one-out cross-validation on the training split only, and
-    R² is measured on the held-out split. Rows with missing year or citations
-    are dropped. Returns one row per model: model, n_features, alpha,
-    r2_train, r2_test, n_train, n_test.
+    Age = ``reference_year`` (default: the latest in ``df``) minus year; both models get age and log1p(age),
+    as citations grow roughly with its log. Ridge on standardised features, alpha chosen by leave-one-out
+    on the training split. Rows without year or citations are dropped. One row per model: model,
+    n_features, alpha, r2_train, r2_test, n_train, n_test.
     """
     from sklearn.linear_model import RidgeCV
     from sklearn.metrics import r2_score
@@ -163,27 +136,17 @@ def predict_citations(embeddings, df: pd.DataFrame, test_size: float = 0.25, ran
     age = np.clip(ref - year[keep], 0, None)
     age_features = np.column_stack([age, np.log1p(age)])
     y = np.log1p(np.clip(cites[keep], 0, None))
-    feature_sets = {
-        "embeddings + age": np.hstack([x[keep], age_features]),
-        "age only": age_features,
-    }
+    feature_sets = {"embeddings + age": np.hstack([x[keep], age_features]), "age only": age_features}
     idx_train, idx_test = train_test_split(np.arange(len(y)), test_size=test_size, random_state=random_state)
     alphas = np.logspace(-2, 5, 15)
     rows = []
     for name, features in feature_sets.items():
         model = make_pipeline(StandardScaler(), RidgeCV(alphas=alphas))
         model.fit(features[idx_train], y[idx_train])
-        rows.append(
-            {
-                "model": name,
-                "n_features": features.shape[1],
-                "alpha": float(model[-1].alpha_),
-                "r2_train": r2_score(y[idx_train], model.predict(features[idx_train])),
-                "r2_test": r2_score(y[idx_test], model.predict(features[idx_test])),
-                "n_train": len(idx_train),
-                "n_test": len(idx_test),
-            }
-        )
+        rows.append({"model": name, "n_features": features.shape[1], "alpha": float(model[-1].alpha_),
+                     "r2_train": r2_score(y[idx_train], model.predict(features[idx_train])),
+                     "r2_test": r2_score(y[idx_test], model.predict(features[idx_test])),
+                     "n_train": len(idx_train), "n_test": len(idx_test)})
     return pd.DataFrame(rows)
 
 
@@ -193,12 +156,9 @@ def export_frame(df: pd.DataFrame, labels, coords2d) -> pd.DataFrame:
     coords = check_matrix(coords2d, "coords2d")
     if coords.shape != (len(df), 2):
         raise ValueError(f"coords2d must have shape ({len(df)}, 2), got {coords.shape}")
-    out = df.copy()
+    out = df.assign(cluster=labels, x=coords[:, 0], y=coords[:, 1])
     if "keywords" in out:
         out["keywords"] = ["; ".join(parse_keywords(v)) for v in out["keywords"]]
-    out["cluster"] = labels
-    out["x"] = coords[:, 0]
-    out["y"] = coords[:, 1]
     return out
 
 
@@ -235,11 +195,8 @@ def plot_clusters(coords2d, labels, title: str | None = None, path=None, point_s
         if annotate and c != NOISE:
             cx, cy = np.median(coords[mask], axis=0)
             ax.annotate(str(c), (cx, cy), ha="center", va="center", fontsize=9, weight="bold")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_xlabel("UMAP 1")
-    ax.set_ylabel("UMAP 2")
-    ax.set_title(title or f"{len(set(labels) - {NOISE})} clusters, {np.mean(labels == NOISE):.0%} noise")
+    ax.set(xticks=[], yticks=[], xlabel="UMAP 1", ylabel="UMAP 2",
+           title=title or f"{len(set(labels) - {NOISE})} clusters, {np.mean(labels == NOISE):.0%} noise")
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -253,43 +210,32 @@ def plot_clusters_interactive(coords2d, labels, df: pd.DataFrame, hover=("title"
     check_labels(labels, len(df))
     colours = _colours(labels)
     hover_cols = [h for h in hover if h in df]
-
     fig = go.Figure()
     for c in sorted(set(labels) - {NOISE}) + ([NOISE] if NOISE in labels else []):
-        mask = labels == c
-        hover_text = [
-            "<br>".join(f"{h}: {textwrap.shorten(str(df[h].iloc[i]), 90)}" for h in hover_cols) for i in np.flatnonzero(mask)
-        ]
-        fig.add_trace(
-            go.Scattergl(
-                x=coords[mask, 0], y=coords[mask, 1], mode="markers",
-                name="noise" if c == NOISE else f"cluster {c}",
-                marker=dict(size=5, color=colours[c], opacity=0.5 if c == NOISE else 0.85),
-                text=hover_text, hovertemplate="%{text}<extra>" + ("noise" if c == NOISE else f"cluster {c}") + "</extra>",
-            )
-        )
-    fig.update_layout(
-        title=title or "Clusters (hover for title and year)", template="plotly_white",
-        xaxis=dict(showticklabels=False, title="UMAP 1"), yaxis=dict(showticklabels=False, title="UMAP 2"),
-        width=900, height=650,
-    )
+        mask, name = labels == c, "noise" if c == NOISE else f"cluster {c}"
+        hover_text = ["<br>".join(f"{h}: {textwrap.shorten(str(df[h].iloc[i]), 90)}" for h in hover_cols)
+                      for i in np.flatnonzero(mask)]
+        fig.add_trace(go.Scattergl(x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=name,
+                                   marker=dict(size=5, color=colours[c], opacity=0.5 if c == NOISE else 0.85),
+                                   text=hover_text, hovertemplate="%{text}<extra>" + name + "</extra>"))
+    fig.update_layout(title=title or "Clusters (hover for title and year)", template="plotly_white", width=900,
+                      height=650, xaxis=dict(showticklabels=False, title="UMAP 1"),
+                      yaxis=dict(showticklabels=False, title="UMAP 2"))
     return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- notebook 2's result, for notebook 3
 
 
-
 def load_clusters(path=None) -> pd.DataFrame:
     """Notebook 2's clustered corpus: one row per record with ``cluster``, ``x``, ``y``.
 
-    Read from ``outputs/science_of_science_clusters.csv`` (or ``path``) when it
-    exists; otherwise recomputed from the course corpus with notebook 2's
-    settings (embeddings and reductions come from the cache when notebook 2 ran).
-    Says which it did.
+    Read from ``outputs/science_of_science_clusters.csv`` (or ``path``); when it is missing, recomputed
+    with notebook 2's settings (from the cache when notebook 2 ran here). Says which it did.
     """
-    from helpers.cache import outputs_dir
-    from helpers.data import load_corpus
+    import hdbscan
+    import umap
+
     from helpers.embeddings import embed_texts
 
     path = Path(path) if path else outputs_dir() / CLUSTERS_FILE
@@ -302,12 +248,8 @@ def load_clusters(path=None) -> pd.DataFrame:
     corpus = load_corpus("course")
     df = corpus[corpus["has_abstract"]].reset_index(drop=True)
     embeddings = embed_texts(df["text"])
-    import hdbscan
-    import umap
-
     coords2d, reduced = (cached_fit_transform(umap.UMAP(n_components=k, random_state=COURSE_SEED, **COURSE_UMAP), embeddings)
                          for k in (2, 5))
-
     labels = hdbscan.HDBSCAN(**COURSE_HDBSCAN).fit_predict(reduced)
     out = export_frame(df, labels, coords2d)
     out["keywords"] = df["keywords"]  # keep the lists, as load_corpus gives them

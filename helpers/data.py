@@ -1,9 +1,6 @@
-"""Load the course corpus, a user's own Scopus export, or the small demo corpus.
+"""Load the course corpus, a user's own Scopus export, or the small demo corpus, all in one schema.
 
-Every loader returns the same schema (``CORPUS_COLUMNS`` plus ``text``,
-``has_abstract``), so the notebooks work unchanged on any of them.
-Downloaded files are verified against SHA-256 checksums; source files are
-only ever read.
+Downloaded files are verified against SHA-256 checksums; source files are only ever read.
 """
 from __future__ import annotations
 
@@ -57,12 +54,8 @@ CHECKSUMS = Path(__file__).with_name("course_data.sha256")
 
 def course_checksums() -> dict[str, str]:
     """Known SHA-256 of each course file, keyed by path relative to the data folder."""
-    sums = {}
-    for line in CHECKSUMS.read_text().splitlines():
-        if line.strip():
-            digest, name = line.split(maxsplit=1)
-            sums[name.strip()] = digest
-    return sums
+    pairs = (line.split(maxsplit=1) for line in CHECKSUMS.read_text().splitlines() if line.strip())
+    return {name.strip(): digest for digest, name in pairs}
 
 
 def data_dir() -> Path:
@@ -73,10 +66,8 @@ def data_dir() -> Path:
 def fetch_file(name: str, expected_sha256: str | None, url: str | None = None) -> Path:
     """Path to a verified course file ``name`` (e.g. ``SciSci_articles/paper_x.pdf``).
 
-    Order: ``$SCISCI_DATA_DIR/name`` (a local mirror, used in place), then the
-    cached copy in :func:`data_dir`, then a download into that cache. Raises
-    ``ValueError`` on a checksum mismatch and ``FileNotFoundError`` when there is
-    neither a local copy nor a network.
+    From ``$SCISCI_DATA_DIR`` (a mirror, used in place), else the copy in ``data_dir()``, else downloaded
+    there. Raises ``ValueError`` on a checksum mismatch, ``FileNotFoundError`` with neither copy nor network.
     """
     url = url or COURSE_URL + name
     mirror = os.environ.get("SCISCI_DATA_DIR")
@@ -84,15 +75,13 @@ def fetch_file(name: str, expected_sha256: str | None, url: str | None = None) -
         path = Path(mirror) / name
         _verify(path, expected_sha256, hint="The folder named by SCISCI_DATA_DIR holds a different file.")
         return path
-    cached = data_dir() / name
+    cached, corrupt = data_dir() / name, None
     if cached.is_file():
         try:
             _verify(cached, expected_sha256)
             return cached
         except ValueError as error:
             corrupt = error  # re-download below; the bad copy is replaced only by a verified one
-    else:
-        corrupt = None
     try:
         _download(url, cached, expected_sha256)
     except ValueError as error:
@@ -101,9 +90,8 @@ def fetch_file(name: str, expected_sha256: str | None, url: str | None = None) -
         if corrupt:
             raise ValueError(f"{corrupt} Re-downloading failed too ({error}).") from None
         raise FileNotFoundError(
-            f"{name}: no local copy and the download from {url} failed ({error}). "
-            "Point SCISCI_DATA_DIR at a folder that holds the course data "
-            f"(e.g. `export SCISCI_DATA_DIR=../shared/data`) or place the file at {cached}."
+            f"{name}: no local copy and the download from {url} failed ({error}). Point SCISCI_DATA_DIR at a folder "
+            f"that holds the course data (e.g. `export SCISCI_DATA_DIR=../shared/data`) or place the file at {cached}."
         ) from None
     return cached
 
@@ -122,14 +110,9 @@ def _download(url: str, target: Path, expected_sha256: str | None) -> None:
 
 
 def _verify(path: Path, expected_sha256: str | None, hint: str = "") -> None:
-    if expected_sha256 is None:
-        return
-    actual = sha256_file(path)
-    if actual != expected_sha256:
-        raise ValueError(
-            f"{path}: checksum mismatch (expected SHA-256 {expected_sha256[:12]}..., "
-            f"got {actual[:12]}...). The file is corrupted or not the course's. {hint}"
-        )
+    if expected_sha256 is not None and (actual := sha256_file(path)) != expected_sha256:
+        raise ValueError(f"{path}: checksum mismatch (expected SHA-256 {expected_sha256[:12]}..., "
+                         f"got {actual[:12]}...). The file is corrupted or not the course's. {hint}")
 
 
 def course_csv_path() -> Path:
@@ -138,13 +121,8 @@ def course_csv_path() -> Path:
 
 
 def fetch_articles(include_missing: bool = False) -> list[Path]:
-    """Paths of the course's article PDFs, each verified; problems are printed by name.
-
-    A file missing upstream, unreachable, or failing its checksum is reported
-    and left out; the others still come. With ``include_missing`` the paths
-    where the missing files would be are returned too, so that a loop over
-    them reports each one as unreadable instead of forgetting it.
-    """
+    """Paths of the course's article PDFs, each verified; a file missing, unreachable or failing its checksum
+    is named and left out, or with ``include_missing`` kept (where it would be), so a reader reports it."""
     sums = {n: s for n, s in course_checksums().items() if n.startswith(ARTICLES_FOLDER + "/")}
     sums.update({f"{ARTICLES_FOLDER}/{n}": None for n in ARTICLES_WITHOUT_CHECKSUM})
     paths, problems = [], []
@@ -164,8 +142,7 @@ def fetch_articles(include_missing: bool = False) -> list[Path]:
 def doi_from_filename(name: str) -> str | None:
     """The DOI in a course PDF's file name, or None: ``paper_10.1007_s11192-021-04069-9.pdf`` -> ``10.1007/s11192-021-04069-9``.
 
-    Only the ``_`` right after the DOI prefix (``10.NNNN``) stands for ``/``;
-    underscores later in the name are part of the DOI (``10.1007/978-3-031-22028-9_22``).
+    Only the ``_`` after the prefix ``10.NNNN`` stands for ``/``; later ones are the DOI's (``...-22028-9_22``).
     """
     match = re.fullmatch(r"(?:paper_)?(10\.\d{4,9})_(.+?)(?:\.pdf)?", str(name).split("/")[-1], flags=re.IGNORECASE)
     return f"{match.group(1)}/{match.group(2)}" if match else None
@@ -174,8 +151,7 @@ def doi_from_filename(name: str) -> str | None:
 def read_csv_robustly(path: str | Path) -> pd.DataFrame:
     """Read a CSV exactly as stored, whatever its encoding (UTF-8 with or without BOM, UTF-16, cp1252).
 
-    Raises ``FileNotFoundError``/``ValueError`` naming the file for a missing,
-    empty, undecodable or non-CSV file.
+    Raises ``FileNotFoundError``/``ValueError`` naming the file for a missing, empty, undecodable or non-CSV file.
     """
     path = Path(path)
     if not path.is_file():
@@ -187,14 +163,13 @@ def read_csv_robustly(path: str | Path) -> pd.DataFrame:
         raise ValueError(f"{path}: this is not a CSV file (it holds binary data).")
     # UTF-16 only with its byte-order mark: without one it would "decode" any bytes.
     encodings = ("utf-16",) if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else ("utf-8-sig", "cp1252")
-    text = None
     for encoding in encodings:
         try:
             text = raw.decode(encoding)
             break
         except UnicodeError:
-            continue
-    if text is None:
+            pass
+    else:
         raise ValueError(f"{path}: unknown text encoding (tried {', '.join(encodings)}); save it as UTF-8 and try again.")
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=["", "NA", "NaN"])
@@ -221,11 +196,9 @@ def normalise_corpus(frame: pd.DataFrame, source: str = "the corpus") -> pd.Data
         frame = frame.rename(columns=SCOPUS_COLUMNS)
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(
-            f"{source}: missing required column(s) {', '.join(missing)}. Expected the course schema "
-            f"({', '.join(CORPUS_COLUMNS)}) or a Scopus export (Title, Abstract, Year, Cited by, ...); "
-            f"found {', '.join(map(str, frame.columns[:15]))}."
-        )
+        raise ValueError(f"{source}: missing required column(s) {', '.join(missing)}. Expected the course schema "
+                         f"({', '.join(CORPUS_COLUMNS)}) or a Scopus export (Title, Abstract, Year, Cited by, ...); "
+                         f"found {', '.join(map(str, frame.columns[:15]))}.")
     out = frame.copy()
     for column in CORPUS_COLUMNS:
         if column not in out.columns:
@@ -249,18 +222,11 @@ def normalise_corpus(frame: pd.DataFrame, source: str = "the corpus") -> pd.Data
 def load_corpus(source: str | Path = "course") -> pd.DataFrame:
     """The corpus as a DataFrame, one row per record.
 
-    ``source``: ``"course"`` (the course's 1,124 Scopus records), ``"demo"``
-    (150 synthetic records in 5 themes, with a ``theme`` column), or a path to
-    a CSV in the course schema or a raw Scopus export. Columns:
-    ``CORPUS_COLUMNS`` + ``text`` (title and abstract) + ``has_abstract``;
-    ``keywords`` holds lists of lower-case strings.
+    ``source``: ``"course"`` (1,124 Scopus records), ``"demo"`` (150 synthetic records in 5 themes, with a
+    ``theme`` column), or the path of a CSV in the course schema or a raw Scopus export. Columns:
+    ``CORPUS_COLUMNS`` + ``text`` (title and abstract) + ``has_abstract``; ``keywords`` are lists of lower-case strings.
     """
-    if str(source) == "course":
-        path = course_csv_path()
-    elif str(source) == "demo":
-        path = DEMO_CSV
-    else:
-        path = Path(source)
+    path = course_csv_path() if str(source) == "course" else DEMO_CSV if str(source) == "demo" else Path(source)
     frame = read_csv_robustly(path)
     if frame.empty:
         raise ValueError(f"{path}: the file has a header but no records.")

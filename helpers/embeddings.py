@@ -1,4 +1,4 @@
-"""Texts to vectors: ``embed_texts`` (``SentenceTransformer.encode`` with an on-disk cache), zero-shot labels by similarity."""
+"""Texts to vectors (``embed_texts``: ``SentenceTransformer.encode``, cached on disk); zero-shot labels."""
 from __future__ import annotations
 
 import re
@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from helpers.cache import cache_dir, content_hash, save_figure
+from helpers.cache import cache_dir, content_hash, save_figure, write_atomically
 from helpers.models import DEFAULT_EMBEDDER, load_embedder, model_info
 
 
@@ -35,12 +35,9 @@ def embed_texts(texts, model=DEFAULT_EMBEDDER, batch_size: int | None = None, ca
                 show_progress: bool | None = None, backend: str = "torch") -> np.ndarray:
     """``model.encode(texts, normalize_embeddings=True)``, with a disk cache: float32 ``(n, dim)``, rows of length 1.
 
-    What it adds to ``encode``: empty texts are refused by row, batches suit the device, and results
-    are cached on disk by model and a hash of the texts, so a re-run returns at once without loading
-    the model. ``model`` is a name (loaded with ``load_embedder``) or a loaded SentenceTransformer.
-    ``backend`` is passed to ``load_embedder`` for a model given by name
-    (``"onnx"``: ONNX Runtime fp32, same vectors; ``"onnx-int8"``: faster on a
-    CPU but slightly approximate; each cached apart).
+    Empty texts are refused by row, batches suit the device, and a re-run with the same model and texts
+    returns at once without loading the model. ``model``: a name (loaded with ``load_embedder``, with
+    ``backend``, each backend cached apart) or a loaded SentenceTransformer.
     """
     texts = check_texts(texts)
     name = (f"{model}@{backend}" if backend != "torch" else model) if isinstance(model, str) else model_info(model).key
@@ -57,14 +54,10 @@ def embed_texts(texts, model=DEFAULT_EMBEDDER, batch_size: int | None = None, ca
         show_progress = len(texts) > 500
     if batch_size is None:
         batch_size = CPU_BATCH_SIZE if str(embedder.device) == "cpu" else GPU_BATCH_SIZE
-    vectors = embedder.encode(
-        texts, batch_size=batch_size, normalize_embeddings=True,
-        convert_to_numpy=True, show_progress_bar=show_progress,
-    ).astype(np.float32)
+    vectors = embedder.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                              show_progress_bar=show_progress).astype(np.float32)
     if cache:
-        tmp = path.with_name(path.name + ".tmp.npy")
-        np.save(tmp, vectors)
-        tmp.replace(path)
+        write_atomically(path, lambda tmp: np.save(tmp, vectors))
     return vectors
 
 
@@ -80,9 +73,8 @@ SENTIMENT_DESCRIPTIONS = {
 class SimilarityClassifier:
     """Zero-shot labels: a text gets the label whose descriptions its embedding is closest to.
 
-    Called like a ``pipeline("sentiment-analysis")``: ``classifier(texts)`` returns
-    one ``{"label", "score"}`` per text, the score being a softmax of the cosine
-    similarities to each label's mean description vector, at ``temperature``.
+    Called like a ``pipeline("sentiment-analysis")``: one ``{"label", "score"}`` per text, the score a softmax
+    (at ``temperature``) of the cosines to each label's mean description vector.
     """
 
     def __init__(self, embedder, label_descriptions: dict[str, list[str]] = SENTIMENT_DESCRIPTIONS,
@@ -106,9 +98,7 @@ class SimilarityClassifier:
 def plot_similarity(similarity, labels=None, title: str | None = None, path=None, wrap: int = 35):
     """Heatmap of a square similarity matrix ``(n, n)``, each value written in its cell; returns the Figure.
 
-    ``similarity`` is an array or a DataFrame whose index gives the tick labels
-    (``labels`` overrides them); long labels are wrapped at ``wrap`` characters.
-    The figure is saved to ``path`` when one is given.
+    Tick labels: ``labels``, else a DataFrame's index, wrapped at ``wrap`` characters. Saved to ``path`` if given.
     """
     import textwrap
 

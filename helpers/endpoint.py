@@ -1,7 +1,6 @@
 """An OpenAI-compatible chat endpoint (vLLM, ``transformers serve``, Ollama, a hosted router) as one object.
 
-``Endpoint.from_env()`` reads it from the environment, so the notebooks run
-unchanged against a server::
+``Endpoint.from_env()`` reads it from the environment, so the notebooks run unchanged against a server::
 
     SCISCI_LLM_BASE_URL=http://127.0.0.1:8000/v1   # the server's address, up to /v1
     SCISCI_LLM_MODEL=Qwen/Qwen2.5-1.5B-Instruct     # the model it serves
@@ -9,10 +8,8 @@ unchanged against a server::
     SCISCI_LLM_SERVER=vllm                          # or transformers, plain: how the repetition penalty is sent
     SCISCI_LLM_CONCURRENCY=8  SCISCI_LLM_TIMEOUT=120  SCISCI_LLM_RETRIES=3
 
-``Endpoint.complete`` sends many chats at once (at most ``concurrency``
-requests in flight), retries 429 / 5xx / connection errors / timeouts with
-exponential backoff, and returns each answer in order: the text, or a
-``Failure`` naming the reason, never a lost record.
+``Endpoint.complete`` sends many chats at once, retries transient errors with exponential backoff, and
+returns each answer in order: the text, or a ``Failure`` naming the reason, never a lost record.
 """
 from __future__ import annotations
 
@@ -58,11 +55,9 @@ class _Retryable(Exception):
 class Endpoint:
     """An OpenAI-compatible ``/chat/completions`` endpoint and how to talk to it.
 
-    ``concurrency``: requests in flight at once; ``timeout``: seconds per
-    request; ``retries``: further attempts after a 429 / 5xx / timeout /
-    refused connection, waiting ``backoff`` x 2^attempt seconds (at most 30,
-    or the server's ``Retry-After``) between them. ``server`` says how a
-    repetition penalty is sent (see ``SERVERS``).
+    ``concurrency``: requests in flight at once; ``timeout``: seconds per request; ``retries``: further
+    attempts after a 429 / 5xx / timeout / refused connection, ``backoff`` x 2^attempt seconds apart (at most
+    30, or the server's ``Retry-After``). ``server``: how a repetition penalty is sent (``SERVERS``).
     """
 
     base_url: str
@@ -151,9 +146,7 @@ class Endpoint:
             if exc.code in RETRY_STATUS:
                 raise _Retryable(message, exc.headers.get("Retry-After")) from None
             raise RuntimeError(message) from None
-        except TimeoutError:
-            raise _Retryable(f"no answer from {url} within {self.timeout:g} s (timeout)") from None
-        except (urllib.error.URLError, OSError) as exc:
+        except OSError as exc:  # URLError, or TimeoutError while reading
             reason = getattr(exc, "reason", exc)
             if isinstance(reason, TimeoutError) or "timed out" in str(reason):
                 raise _Retryable(f"no answer from {url} within {self.timeout:g} s (timeout)") from None
@@ -178,14 +171,12 @@ class Endpoint:
                 return Failure(str(exc))
             except _Retryable as exc:
                 reason, retry_after = exc.args[0], exc.args[1] if len(exc.args) > 1 else None
-                if attempt == self.retries:
-                    tries = f" (after {attempt + 1} attempts)" if attempt else ""
-                    return Failure(reason + tries)
-                wait = self.backoff * 2 ** attempt
-                if retry_after and str(retry_after).strip().isdigit():
-                    wait = float(retry_after)
-                time.sleep(min(wait, MAX_BACKOFF_S))
-        raise AssertionError("unreachable")  # the loop returns on its last attempt
+                if attempt < self.retries:
+                    wait = self.backoff * 2 ** attempt
+                    if retry_after and str(retry_after).strip().isdigit():
+                        wait = float(retry_after)
+                    time.sleep(min(wait, MAX_BACKOFF_S))
+        return Failure(reason + (f" (after {self.retries + 1} attempts)" if self.retries else ""))
 
     def complete(self, chats: list[list[dict]], max_tokens: int, temperature: float = 0.0,
                  repetition_penalty: float | None = None, seed: int | None = None) -> list[str | Failure]:

@@ -1,29 +1,13 @@
-"""Text generation with an instruct model: batched, greedy, cached, and constrained choices.
+"""Text generation with an instruct model: batched, greedy, cached on disk, and constrained choices.
 
-Two backends, chosen by the environment and printed at every call:
-
-* local transformers (default): the model from ``helpers.models.load_generator``
-  (offline: the packaged SmolLM2-135M-Instruct). Chats are generated in batches,
-  left-padded, one ``model.generate`` per batch.
-* any OpenAI-compatible chat endpoint (vLLM, ``transformers serve``, Ollama,
-  Hugging Face's inference router): set ``SCISCI_LLM_BASE_URL`` (e.g.
-  ``http://127.0.0.1:8000/v1``) and ``SCISCI_LLM_MODEL``, or pass an
-  ``helpers.endpoint.Endpoint``. Requests go out concurrently, with retries;
-  see ``helpers.endpoint``.
-
-Every answer is cached on disk (``cache_dir("generations")``), keyed by model,
-messages and generation settings, for both backends: a re-run is instant, a
-changed prompt is recomputed, and a failed request is retried on the next run.
-
-Typical use::
+The backend is a local transformers pipeline (``helpers.models.load_generator``) or an
+OpenAI-compatible server (``helpers.endpoint``: set ``SCISCI_LLM_BASE_URL`` and ``SCISCI_LLM_MODEL``,
+or pass an ``Endpoint``); every call prints which. Answers are cached by model, chat and settings:
+a re-run is instant, a changed prompt is recomputed, a failed request is asked again.
 
     messages = [make_messages("Name three colours.", system="Answer briefly.")]
-    generate(messages)                                  # -> ["Red, green, blue."]
-    score_choices(messages, ["TRUE", "FALSE"])           # -> probabilities per choice
-
-What ``generate`` adds to calling the pipeline, ``pipe(chat, max_new_tokens=..., do_sample=False)``:
-many chats in padded batches (one ``model.generate`` per batch), the disk cache,
-and the same call for an endpoint.
+    generate(messages)                          # -> ["Red, green, blue."]
+    score_choices(messages, ["TRUE", "FALSE"])  # -> a probability per choice
 """
 from __future__ import annotations
 
@@ -33,7 +17,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from helpers.cache import cache_dir, content_hash
+from helpers.cache import cache_dir, content_hash, write_atomically
 from helpers.endpoint import Endpoint, Failure
 
 
@@ -62,16 +46,10 @@ def _check_chats(messages_list) -> list[list[dict]]:
 
 
 def resolve_generator(generator=None):
-    """What generates: a loaded pipeline, an ``Endpoint``, or (None) the environment's choice.
-
-    ``generator`` may be a pipeline from ``load_generator``, a model name (loaded
-    with ``load_generator``), an ``helpers.endpoint.Endpoint``, or None: the
-    endpoint when ``SCISCI_LLM_BASE_URL`` is set, else ``load_generator()``.
-    """
-    if generator is None:
-        endpoint = Endpoint.from_env()
-        if endpoint is not None:
-            return endpoint
+    """What generates: a pipeline from ``load_generator``, a model name (loaded with it), an ``Endpoint``,
+    or for None the endpoint of ``SCISCI_LLM_BASE_URL`` when it is set, else ``load_generator()``."""
+    if generator is None and (endpoint := Endpoint.from_env()) is not None:
+        return endpoint
     if generator is None or isinstance(generator, str):
         from helpers.models import load_generator
 
@@ -103,34 +81,34 @@ def chat_prompts(messages_list, tokenizer) -> list[str]:
 # --------------------------------------------------------------------------- the on-disk cache
 
 
-def _cache_path(key: str):
-    return cache_dir("generations") / f"{key}.json"
-
-
 def _cache_get(key: str):
-    path = _cache_path(key)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))["output"]
+        return json.loads((cache_dir("generations") / f"{key}.json").read_text(encoding="utf-8"))["output"]
     except (OSError, ValueError, KeyError):
         return None  # missing or unreadable: recompute
 
 
+def _cache_lookup(keys: list[str], cache: bool, doing: str) -> tuple[list, list[int]]:
+    """The cached output of each key (None: missing) and the positions left to compute; prints how many."""
+    found = [_cache_get(k) if cache else None for k in keys]
+    todo = [i for i, out in enumerate(found) if out is None]
+    print(f"{doing}: {len(keys) - len(todo)} from the cache, {len(todo)} to compute.")
+    return found, todo
+
+
 def _cache_put(key: str, record: dict) -> None:
-    path = _cache_path(key)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(path)
+    text = json.dumps(record, ensure_ascii=False)
+    write_atomically(cache_dir("generations") / f"{key}.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 # --------------------------------------------------------------------------- generation
 
 
 def _batches(lengths: list[int], batch_size: int, min_fill: float = 0.8) -> list[list[int]]:
-    """Indices grouped into batches of similar length (longest first), to cut padding.
+    """Indices grouped into batches of similar length, longest first, to cut padding.
 
-    A batch closes at ``batch_size`` items or when the next item is shorter than
-    ``min_fill`` times the batch's longest: one long outlier would otherwise make
-    every row of its batch pay for its length (padding is computed, then masked).
+    A batch closes at ``batch_size`` items or at an item shorter than ``min_fill`` times its longest:
+    one long outlier would otherwise make every row of its batch pay for its length.
     """
     batches = []
     for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
@@ -195,22 +173,14 @@ def _generate_local(prompts_text: list[str], pipe, max_new_tokens: int, batch_si
 def generate(messages_list, generator=None, max_new_tokens: int = 128, batch_size: int = 8,
              do_sample: bool = False, temperature: float | None = None, seed: int = 0,
              repetition_penalty: float | None = None, cache: bool = True, errors: str = "raise") -> list[str]:
-    """The model's answer (str) to each chat, in the order given.
+    """The model's answer (str) to each chat (from ``make_messages``; a string is one user message), in order.
 
-    ``messages_list`` is a list of chats (each from ``make_messages``; a plain
-    string counts as one user message). Greedy decoding by default; with
-    ``do_sample=True`` sampling at ``temperature`` from ``seed``.
-    ``repetition_penalty`` (e.g. 1.3) divides the scores of tokens already in
-    the chat, which stops small models from repeating one phrase until
-    ``max_new_tokens``; decoding stays deterministic (an endpoint gets it as its
-    server takes it, see ``helpers.endpoint``). Locally the chats go to the
-    model in batches of ``batch_size`` (left padding, similar lengths together),
-    one ``generate`` call per batch; an endpoint gets them concurrently. Answers
-    are cached on disk by model, chat and settings; ``cache=False`` recomputes
-    and stores nothing. A request that fails at an endpoint (after its retries)
-    raises a RuntimeError naming the reason once every other answer is in and
-    cached; with ``errors="mark"`` its place holds a ``helpers.endpoint.Failure``
-    (``.reason``) instead, and is asked again on the next run.
+    Greedy by default; ``do_sample=True`` samples at ``temperature`` from ``seed``. ``repetition_penalty``
+    (e.g. 1.3) divides the scores of tokens already in the chat, so a small model stops repeating one
+    phrase; decoding stays deterministic. Locally, chats of similar length go to the model in batches of
+    ``batch_size``; an endpoint gets them concurrently. ``cache=False`` recomputes and stores nothing.
+    A request that fails at an endpoint raises a RuntimeError once every other answer is in and cached;
+    with ``errors="mark"`` its place holds a ``Failure`` (``.reason``) instead, asked again next run.
     """
     chats = _check_chats(messages_list)
     if not chats:
@@ -226,10 +196,7 @@ def generate(messages_list, generator=None, max_new_tokens: int = 128, batch_siz
     if repetition_penalty is not None:
         settings["repetition_penalty"] = float(repetition_penalty)
     keys = [content_hash(name, chat, settings) for chat in chats]
-    outputs = [_cache_get(k) if cache else None for k in keys]
-    todo = [i for i, out in enumerate(outputs) if out is None]
-    print(f"Generating {len(chats)} answer(s) with {description}: "
-          f"{len(chats) - len(todo)} from the cache, {len(todo)} to compute.")
+    outputs, todo = _cache_lookup(keys, cache, f"Generating {len(chats)} answer(s) with {description}")
     if todo:
         if isinstance(generator, Endpoint):  # the one place where an endpoint and a local model part ways
             new = generator.complete([chats[i] for i in todo], max_new_tokens, temperature if do_sample else 0.0,
@@ -257,10 +224,10 @@ def generate(messages_list, generator=None, max_new_tokens: int = 128, batch_siz
 
 def _choice_logprobs_local(prompt_ids: list[list[int]], choice_ids: list[list[int]], pipe,
                            batch_size: int) -> np.ndarray:
-    """Log-probability (n_prompts, n_choices) of each choice's tokens following each prompt.
+    """Log-probability ``(n_prompts, n_choices)`` of each choice's tokens following each prompt.
 
-    Each prompt is run once; its key/value cache is then reused for every choice
-    (and cropped back to the prompt after each), so scoring k choices costs little more than one.
+    Each prompt runs once; its key/value cache serves every choice (cropped back after each), so
+    scoring k choices costs little more than one.
     """
     import torch
     from transformers import DynamicCache
@@ -305,21 +272,17 @@ def _first_choice_in(text: str, choices: list[str]) -> str | None:
 
 def score_choices(messages_list, choices: list[str], generator=None, prefix: str = "",
                   batch_size: int = 8, cache: bool = True, errors: str = "raise") -> pd.DataFrame:
-    """A constrained choice: how likely the model is to answer each chat with each allowed choice.
+    """A constrained choice: how likely the model is to answer each chat with each of ``choices``.
 
-    Locally, each choice's log-probability as the continuation of the chat (after
-    the assistant's ``prefix``) is computed and normalised over the choices, so
-    the answer is always one of them, whatever the model would have generated.
-    Returns a DataFrame, one row per chat: one probability column per choice
-    (rows sum to 1), ``choice`` (the most probable) and ``mass`` (the total
-    probability the model gives to any allowed choice: low means it would
-    rather have written something else).
-    With an OpenAI-compatible endpoint (no log-probabilities), the answer is
-    generated and the first allowed choice in it gets probability 1; when none
-    appears, the probabilities and ``choice`` are missing (NaN). A request that
-    fails raises (see ``generate``); with ``errors="mark"`` the frame gains an
-    ``error`` column (the reason, or None) and a failed chat's row is NaN.
+    Locally, each choice's log-probability as the chat's continuation (after the assistant's ``prefix``),
+    normalised over the choices. One row per chat: a probability column per choice (rows sum to 1),
+    ``choice`` (the most probable) and ``mass`` (the total probability of any allowed choice: low means
+    the model would rather write something else). An endpoint has no log-probabilities: the first
+    allowed choice in its generated answer gets probability 1 (none: NaN). Failures as in ``generate``;
+    with ``errors="mark"`` an ``error`` column holds the reason (or None) and a failed row is NaN.
     """
+    from scipy.special import logsumexp, softmax
+
     chats = _check_chats(messages_list)
     choices = list(choices)
     if len(choices) < 2 or len(set(choices)) != len(choices) or not all(isinstance(c, str) and c for c in choices):
@@ -340,10 +303,8 @@ def score_choices(messages_list, choices: list[str], generator=None, prefix: str
 
     name, description = _backend(generator)
     keys = [content_hash(name, chat, {"choices": choices, "prefix": prefix, "kind": "score_choices"}) for chat in chats]
-    logprobs = [_cache_get(k) if cache else None for k in keys]
-    todo = [i for i, lp in enumerate(logprobs) if lp is None]
-    print(f"Scoring {len(choices)} choices for {len(chats)} chat(s) with {description}: "
-          f"{len(chats) - len(todo)} from the cache, {len(todo)} to compute.")
+    doing = f"Scoring {len(choices)} choices for {len(chats)} chat(s) with {description}"
+    logprobs, todo = _cache_lookup(keys, cache, doing)
     if todo:
         tokenizer = generator.tokenizer
         texts = chat_prompts([chats[i] for i in todo], tokenizer)
@@ -356,13 +317,10 @@ def score_choices(messages_list, choices: list[str], generator=None, prefix: str
                 _cache_put(keys[i], {"model": name, "messages": chats[i], "choices": choices,
                                      "prefix": prefix, "output": logprobs[i]})
     logprobs = np.array(logprobs, dtype=float)
-    top = logprobs.max(axis=1, keepdims=True)
-    probs = np.exp(logprobs - top)
-    mass = probs.sum(axis=1) * np.exp(top[:, 0])
-    probs /= probs.sum(axis=1, keepdims=True)
+    probs = softmax(logprobs, axis=1)
     frame = pd.DataFrame(probs, columns=choices)
     frame["choice"] = [choices[j] for j in probs.argmax(axis=1)]
-    frame["mass"] = mass
+    frame["mass"] = np.exp(logsumexp(logprobs, axis=1))
     if errors == "mark":
         frame["error"] = None  # a local model raises instead of failing a row
     return frame

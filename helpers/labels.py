@@ -1,13 +1,10 @@
 """Cluster labels, in one place and one shape: author keywords (PMI), c-TF-IDF terms, an LLM's themes.
 
-Every labeller returns one row per cluster with ``cluster``, ``method``,
-``label`` (the terms joined by "; ") and ``terms`` (a list, best first), then
-columns of its own; ``compare_labels`` puts any of them side by side::
+Every labeller returns one row per cluster with ``cluster``, ``method``, ``label`` (the terms joined by
+"; ") and ``terms`` (a list, best first), then columns of its own; ``compare_labels`` sets them side by side::
 
     compare_labels(keyword_labels(df, labels), ctfidf_labels(df["text"], labels),
                    label_clusters(df.groupby(labels)["title"].apply(list).to_dict()))
-
-``keyword_scores`` and ``ctfidf_scores`` give the scores behind the first two.
 """
 from __future__ import annotations
 
@@ -37,9 +34,7 @@ def _per_cluster(scores: pd.DataFrame, term: str, method: str) -> pd.DataFrame:
 def ctfidf_scores(texts, labels, top_n: int = 5) -> pd.DataFrame:
     """Top ``top_n`` terms per cluster by class-based TF-IDF: a long frame of cluster, rank (1 = best), term, score.
 
-    All texts of a cluster are treated as one document; a term scores high
-    when it is frequent in that cluster and rare across clusters:
-    ``tf(term, cluster) * log(1 + mean words per cluster / total count of term)``.
+    A cluster's texts are one document: ``tf(term, cluster) * log(1 + mean words per cluster / count of term)``.
     """
     from sklearn.feature_extraction.text import CountVectorizer
 
@@ -71,12 +66,9 @@ def ctfidf_labels(texts, labels, top_n: int = 5) -> pd.DataFrame:
 def keyword_scores(df: pd.DataFrame, labels, top_n: int = 5, min_count: int = 3) -> pd.DataFrame:
     """Most characteristic author keywords per cluster: cluster, rank, keyword, n_records, pmi, score.
 
-    Score = P(kw | cluster) * log(P(kw | cluster) / P(kw)): pointwise mutual
-    information weighted by how common the keyword is in the cluster, so a
-    label is both specific to the cluster and shared by many of its records
-    (plain PMI would crown keywords used by three papers). Probabilities are
-    over records that have keywords; a keyword must occur in at least
-    ``min_count`` records of the cluster. A cluster may have no row.
+    Score = P(kw | cluster) * log(P(kw | cluster) / P(kw)): PMI weighted by how common the keyword is in
+    the cluster, as plain PMI would crown keywords of three papers. Probabilities are over records with
+    keywords; a keyword needs ``min_count`` records of the cluster. A cluster may have no row.
     """
     labels = check_labels(labels, len(df))
     keyword_lists = [parse_keywords(v) for v in df["keywords"]] if "keywords" in df else [[] for _ in labels]
@@ -99,11 +91,8 @@ def keyword_scores(df: pd.DataFrame, labels, top_n: int = 5, min_count: int = 3)
 
 
 def keyword_labels(df: pd.DataFrame, labels, top_n: int = 5, min_count: int = 3) -> pd.DataFrame:
-    """Each cluster's ``top_n`` author keywords (``keyword_scores``), one row per cluster.
-
-    A cluster without a keyword in ``min_count`` of its records gets its
-    c-TF-IDF terms over ``df["text"]`` (or the titles) instead; ``source`` says which.
-    """
+    """Each cluster's ``top_n`` author keywords (``keyword_scores``), one row per cluster; a cluster without a
+    keyword in ``min_count`` of its records gets c-TF-IDF terms (of texts, or titles); ``source`` says which."""
     labels = check_labels(labels, len(df))
     table = _per_cluster(keyword_scores(df, labels, top_n, min_count), "keyword", "keywords").assign(source="keywords")
     missing = sorted(set(np.unique(labels).tolist()) - set(table["cluster"]))
@@ -122,10 +111,9 @@ _NAMED = re.compile(r"^(?:theme|topic|label)\s*\d*\s*[:.-]\s*", flags=re.IGNOREC
 def theme_candidates(text: str, max_words: int = 8) -> list[str]:
     """Every theme found in an answer, in order, deduplicated (case-insensitive).
 
-    One theme per line, or comma/semicolon-separated on a single line. Numbering,
-    bullets, ``Themes:`` prefixes, markdown emphasis, quotes and end punctuation
-    are removed; ``Name: description`` keeps the name; lines longer than
-    ``max_words`` words are prose, not themes, and are skipped.
+    One theme per line, or comma/semicolon-separated on one line. Numbering, bullets, ``Themes:`` prefixes,
+    emphasis, quotes and end punctuation are removed; ``Name: description`` keeps the name; a line of
+    more than ``max_words`` words is prose and skipped.
     """
     if not isinstance(text, str):
         return []
@@ -135,8 +123,7 @@ def theme_candidates(text: str, max_words: int = 8) -> list[str]:
         lines = re.split(r"[,;]", lines[0])
     themes, seen = [], set()
     for line in lines:
-        line = _MARKER.sub("", line.strip())
-        line = _NAMED.sub("", line)
+        line = _NAMED.sub("", _MARKER.sub("", line.strip()))
         if ":" in line:
             name, _, rest = line.partition(":")
             line = name if name.strip() else rest
@@ -151,11 +138,7 @@ def theme_candidates(text: str, max_words: int = 8) -> list[str]:
 
 
 def parse_themes(text: str, min_n: int = 3, max_n: int = 5) -> list[str] | None:
-    """Short themes from a model's answer: the first ``max_n`` found, or None when fewer than ``min_n``.
-
-    Tolerates numbering, bullets, ``Themes:`` prefixes and repeats (see
-    ``theme_candidates``). None means the answer could not be parsed: show it as such.
-    """
+    """The first ``max_n`` themes of a model's answer (``theme_candidates``), or None (unparseable) below ``min_n``."""
     themes = theme_candidates(text)
     return themes[:max_n] if len(themes) >= min_n else None
 
@@ -168,12 +151,8 @@ def _short_title(title: str, max_words: int) -> str:
 
 
 def sample_titles(titles, n_titles: int = 10, seed: int = 0, max_words: int = 20) -> list[str]:
-    """Up to ``n_titles`` distinct, non-empty titles drawn at random (reproducible with ``seed``).
-
-    Bracketed translations that Scopus appends to titles are dropped, and titles
-    are cut to ``max_words`` words: long prompts cost time and push the model
-    towards copying titles.
-    """
+    """Up to ``n_titles`` distinct, non-empty titles drawn with ``seed``, cut to ``max_words`` words and without
+    the translations Scopus appends: long prompts cost time and push the model towards copying titles."""
     titles = list(dict.fromkeys(t.strip() for t in titles if isinstance(t, str) and t.strip()))
     if len(titles) > n_titles:
         picks = np.random.default_rng(seed).choice(len(titles), size=n_titles, replace=False)
@@ -186,8 +165,7 @@ def cluster_label_messages(titles: list[str], system: str = prompts.CLUSTER_LABE
                            examples=prompts.CLUSTER_LABEL_EXAMPLES) -> list[dict]:
     """The chat that asks for one cluster's themes: system, worked examples, then the titles.
 
-    Each example is ``(titles, answer)``: a user turn with those titles and the
-    assistant's answer, so the model sees the format it should follow.
+    Each example ``(titles, answer)`` becomes a user and an assistant turn: the format to follow.
     """
     if "{titles}" not in user:
         raise ValueError("the user prompt needs a {titles} slot for the sampled titles")
@@ -198,7 +176,8 @@ def cluster_label_messages(titles: list[str], system: str = prompts.CLUSTER_LABE
     return chat + [{"role": "user", "content": user.format(titles="\n".join(titles))}]
 
 
-# Cluster labels: a mild penalty keeps SmolLM2-135M from repeating one theme (see label_clusters).
+# Keeps SmolLM2-135M from answering "ethics; ethics; ...": without it 5 of the course's 16 clusters came
+# back unparseable; 1.5 breaks the format.
 LABEL_REPETITION_PENALTY = 1.2
 
 
@@ -206,19 +185,15 @@ def label_clusters(titles_by_cluster: dict, generator=None, n_titles: int = 10, 
                    system: str = prompts.CLUSTER_LABEL_SYSTEM, user: str = prompts.CLUSTER_LABEL_USER,
                    examples=prompts.CLUSTER_LABEL_EXAMPLES, max_new_tokens: int = 32,
                    repetition_penalty: float | None = LABEL_REPETITION_PENALTY, batch_size: int = 8,
-                   min_n: int = 3, max_n: int = 5,
-                   cache: bool = True) -> pd.DataFrame:
+                   min_n: int = 3, max_n: int = 5, cache: bool = True) -> pd.DataFrame:
     """Label each cluster with 3-5 short themes written by an instruct model: one row per cluster.
 
     ``titles_by_cluster``: cluster id -> titles, e.g. ``df.groupby("cluster")["title"].apply(list).to_dict()``;
-    noise (negative ids) is left out. Each cluster's chat is ``cluster_label_messages`` of ``n_titles``
-    titles sampled with ``seed``; all are generated greedily in batches (``generate``). The mild
-    ``repetition_penalty`` keeps SmolLM2-135M from answering "ethics; ethics; ..." (without it, 5 of
-    the course's 16 clusters came back unparseable; 1.5 breaks the format); None: plain greedy.
-    Columns: the labels' four, ``label`` being "UNPARSEABLE: ..." (``terms`` empty) when fewer than
-    ``min_n`` themes could be read, or "FAILED: " and why when an endpoint gave no answer; then
-    ``parsed``, ``n_themes`` (found in the answer, before the cut to ``max_n``), ``n_titles``,
-    ``prompt`` (the last user message), ``answer`` (raw) and ``error`` (the failure, else None).
+    noise (negative ids) is left out. Each chat (``cluster_label_messages``) shows ``n_titles`` titles sampled
+    with ``seed``; answers are greedy (``generate``; ``repetition_penalty=None``: plain greedy). Columns: the
+    labels' four, ``label`` being "UNPARSEABLE: ..." (``terms`` empty) below ``min_n`` themes, or "FAILED: "
+    and why when an endpoint gave no answer; then ``parsed``, ``n_themes`` (before the cut to ``max_n``),
+    ``n_titles``, ``prompt`` (the last user message), ``answer`` (raw) and ``error`` (the failure, or None).
     """
     if not isinstance(titles_by_cluster, dict) or not titles_by_cluster:
         raise ValueError("titles_by_cluster must be a non-empty dict {cluster id: list of titles}")
@@ -230,28 +205,24 @@ def label_clusters(titles_by_cluster: dict, generator=None, n_titles: int = 10, 
     if empty:
         raise ValueError(f"cluster(s) {empty} have no non-empty title")
     chats = [cluster_label_messages(sampled[c], system, user, examples) for c in clusters]
-    user_texts = {c: chat[-1]["content"] for c, chat in zip(clusters, chats)}
     answers = generate(chats, generator, max_new_tokens=max_new_tokens, batch_size=batch_size,
                        repetition_penalty=repetition_penalty, cache=cache, errors="mark")
     rows = []
-    for c, answer in zip(clusters, answers):
+    for c, chat, answer in zip(clusters, chats, answers):
         error = answer.reason if isinstance(answer, Failure) else None
         answer = "" if error else answer
         themes = parse_themes(answer, min_n, max_n)
         label = ("; ".join(themes) if themes else f"FAILED: {error}" if error
                  else "UNPARSEABLE: " + " ".join(answer.split())[:60])
         rows.append({"cluster": int(c), "method": "LLM", "label": label, "terms": themes or [],
-                     "parsed": themes is not None, "n_themes": len(theme_candidates(answer)), "n_titles": len(sampled[c]),
-                     "prompt": user_texts[c], "answer": answer, "error": error})
+                     "parsed": themes is not None, "n_themes": len(theme_candidates(answer)),
+                     "n_titles": len(sampled[c]), "prompt": chat[-1]["content"], "answer": answer, "error": error})
     return pd.DataFrame(rows)
 
 
 def compare_labels(*tables: pd.DataFrame) -> pd.DataFrame:
-    """The labels of several labellers side by side: one row per cluster, one ``label`` column per method.
-
-    Each table is one labeller's output (``keyword_labels``, ``ctfidf_labels``,
-    ``label_clusters``); a cluster missing from one gets an empty cell there.
-    """
+    """The labels of several labellers (``keyword_labels``, ``ctfidf_labels``, ``label_clusters``) side by side:
+    one row per cluster, one ``label`` column per method, an empty cell where a labeller has no row."""
     if not tables:
         raise ValueError("pass at least one table of labels, e.g. compare_labels(keyword_labels(df, labels), llm)")
     for table in tables:
@@ -261,5 +232,3 @@ def compare_labels(*tables: pd.DataFrame) -> pd.DataFrame:
     wide = long.pivot(index="cluster", columns="method", values="label").fillna("")
     wide = wide[list(dict.fromkeys(long["method"]))]  # methods in the order given
     return wide.rename_axis(columns=None).reset_index()
-
-

