@@ -1,4 +1,5 @@
 """What a newcomer meets first: clean notebooks with the same Colab set-up, one repository address, no data committed."""
+import json
 import os
 import re
 import subprocess
@@ -26,6 +27,8 @@ def test_the_three_course_notebooks_are_there():
 def test_notebook_is_committed_clean_and_explained(path):
     notebook = nbformat.read(path, as_version=4)
     nbformat.validate(notebook)
+    ids = [cell.get("id") for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]]  # as committed, not as read
+    assert all(ids) and len(set(ids)) == len(ids), "every cell needs its own id (nbformat 4.5): save it in Jupyter"
     code = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
     assert notebook.cells[code[0]].source == setup_cell(course_notebooks()[0])  # one set-up cell for all
     assert f'REPO_URL = "{REPO_URL}"' in notebook.cells[code[0]].source
