@@ -91,7 +91,7 @@ class Endpoint:
         if not model:
             raise RuntimeError(f"{ENV_BASE_URL} is set ({base}) but {ENV_MODEL} is not; "
                                "set it to the model the endpoint serves")
-        from helpers.models import hf_token
+        from helpers.hub import hf_token
 
         def number(name, kind, default):
             value = os.environ.get(name, "").strip()

