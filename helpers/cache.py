@@ -50,13 +50,3 @@ def write_atomically(path: Path, write) -> None:
     tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
     write(tmp)
     tmp.replace(path)
-
-
-def save_figure(fig, path, dpi: int = 150):
-    """Write a matplotlib (PNG, PDF, ...) or plotly (HTML) figure to ``path`` when one is given; returns ``fig``."""
-    if path is not None:
-        if hasattr(fig, "write_html"):
-            fig.write_html(Path(path))
-        else:
-            fig.savefig(Path(path), dpi=dpi)
-    return fig

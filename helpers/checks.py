@@ -4,6 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+# The cluster id HDBSCAN gives to records that fit no cluster.
+NOISE = -1
+
 
 def require_columns(frame, columns, what: str = "the table", hint: str = "") -> pd.DataFrame:
     """``frame`` when it is a DataFrame holding all ``columns``; else a ValueError naming the missing ones."""

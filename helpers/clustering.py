@@ -1,12 +1,11 @@
 """Stage 2, from embeddings to topics: the plumbing around ``umap.UMAP`` and ``hdbscan.HDBSCAN``.
 
-A UMAP result cached on disk, a table of each cluster's labels and examples, the plots (which only
-draw), and two checks of how far to trust the result: stability across seeds, held-out citation prediction.
+A UMAP result cached on disk, a table of each cluster's labels and examples (figures: ``helpers.plots``),
+and two checks of how far to trust the result: stability across seeds, held-out citation prediction.
 """
 from __future__ import annotations
 
 import hashlib
-import textwrap
 import warnings
 from importlib.metadata import version
 from pathlib import Path
@@ -14,13 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.cache import cache_dir, content_hash, outputs_dir, save_figure, write_atomically
-from helpers.checks import check_labels, check_matrix, require_columns
+from helpers.cache import cache_dir, content_hash, outputs_dir, write_atomically
+from helpers.checks import NOISE, check_labels, check_matrix, require_columns
 from helpers.data import load_corpus, parse_keywords
 from helpers.labels import ctfidf_labels, keyword_labels
 
-NOISE = -1
-NOISE_COLOUR = "#b0b0b0"
 # Notebook 2's settings, in one place: the notebook shows and uses them, and notebook 3 recomputes
 # its clusters with them when notebook 2 has not run (chosen on the course corpus).
 COURSE_SEED = 42
@@ -65,7 +62,7 @@ def cluster_table(df: pd.DataFrame, labels, top_n: int = 5, n_examples: int = 3,
     top c-TF-IDF terms and a seeded sample of example titles."""
     labels = check_labels(labels, len(df))
     keywords = keyword_labels(df, labels, top_n=top_n).set_index("cluster")["label"]
-    terms = ctfidf_labels(df["text"] if "text" in df else df["title"], labels, top_n=top_n).set_index("cluster")["label"]
+    terms = ctfidf_labels(df, labels, top_n=top_n).set_index("cluster")["label"]
     rng = np.random.default_rng(random_state)
     titles = df["title"].astype(str).to_numpy()
     sizes = pd.Series(labels).value_counts()
@@ -160,68 +157,6 @@ def export_frame(df: pd.DataFrame, labels, coords2d) -> pd.DataFrame:
     if "keywords" in out:
         out["keywords"] = ["; ".join(parse_keywords(v)) for v in out["keywords"]]
     return out
-
-
-# --------------------------------------------------------------------------- plots
-
-
-def _colours(labels) -> dict[int, str]:
-    """A colour per cluster (tab20 without its greys, cycled), grey for noise."""
-    import matplotlib
-
-    # tab20's two greys (entries 14, 15) would be mistaken for noise
-    palette = [c for i, c in enumerate(matplotlib.colormaps["tab20"].colors) if i not in (14, 15)]
-    clusters = sorted(set(int(c) for c in labels) - {NOISE})
-    colours = {c: matplotlib.colors.to_hex(palette[i % len(palette)]) for i, c in enumerate(clusters)}
-    colours[NOISE] = NOISE_COLOUR
-    return colours
-
-
-def plot_clusters(coords2d, labels, title: str | None = None, path=None, point_size: float = 8, annotate: bool = True):
-    """Static scatter of 2-D coordinates (n, 2) coloured by cluster, noise in grey; returns the Figure."""
-    import matplotlib.pyplot as plt
-
-    coords = check_matrix(coords2d, "coords2d")
-    labels = check_labels(labels, coords.shape[0], what="coords2d")
-    colours = _colours(labels)
-    fig, ax = plt.subplots(figsize=(8, 6.5))
-    # noise first so clusters are drawn on top of it
-    for c in [NOISE] + sorted(set(labels) - {NOISE}):
-        mask = labels == c
-        if not mask.any():
-            continue
-        ax.scatter(coords[mask, 0], coords[mask, 1], s=point_size, c=colours[c],
-                   alpha=0.5 if c == NOISE else 0.8, linewidths=0, label="noise" if c == NOISE else str(c))
-        if annotate and c != NOISE:
-            cx, cy = np.median(coords[mask], axis=0)
-            ax.annotate(str(c), (cx, cy), ha="center", va="center", fontsize=9, weight="bold")
-    ax.set(xticks=[], yticks=[], xlabel="UMAP 1", ylabel="UMAP 2",
-           title=title or f"{len(set(labels) - {NOISE})} clusters, {np.mean(labels == NOISE):.0%} noise")
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-def plot_clusters_interactive(coords2d, labels, df: pd.DataFrame, hover=("title", "year"), title: str | None = None, path=None):
-    """Plotly scatter of 2-D coordinates coloured by cluster, ``hover`` columns of ``df`` on hover; returns the Figure."""
-    import plotly.graph_objects as go
-
-    coords = check_matrix(coords2d, "coords2d")
-    labels = check_labels(labels, coords.shape[0], what="coords2d")
-    check_labels(labels, len(df))
-    colours = _colours(labels)
-    hover_cols = [h for h in hover if h in df]
-    fig = go.Figure()
-    for c in sorted(set(labels) - {NOISE}) + ([NOISE] if NOISE in labels else []):
-        mask, name = labels == c, "noise" if c == NOISE else f"cluster {c}"
-        hover_text = ["<br>".join(f"{h}: {textwrap.shorten(str(df[h].iloc[i]), 90)}" for h in hover_cols)
-                      for i in np.flatnonzero(mask)]
-        fig.add_trace(go.Scattergl(x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=name,
-                                   marker=dict(size=5, color=colours[c], opacity=0.5 if c == NOISE else 0.85),
-                                   text=hover_text, hovertemplate="%{text}<extra>" + name + "</extra>"))
-    fig.update_layout(title=title or "Clusters (hover for title and year)", template="plotly_white", width=900,
-                      height=650, xaxis=dict(showticklabels=False, title="UMAP 1"),
-                      yaxis=dict(showticklabels=False, title="UMAP 2"))
-    return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- notebook 2's result, for notebook 3

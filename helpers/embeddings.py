@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from helpers.cache import cache_dir, content_hash, save_figure, write_atomically
+from helpers.cache import cache_dir, content_hash, write_atomically
 from helpers.models import DEFAULT_EMBEDDER, load_embedder, model_info
 
 
@@ -93,40 +93,3 @@ class SimilarityClassifier:
         probs = np.exp((logits - logits.max(axis=1, keepdims=True)) / self.temperature)
         probs /= probs.sum(axis=1, keepdims=True)
         return [{"label": self.labels[i], "score": float(p[i])} for p, i in zip(probs, probs.argmax(axis=1))]
-
-
-def plot_similarity(similarity, labels=None, title: str | None = None, path=None, wrap: int = 35):
-    """Heatmap of a square similarity matrix ``(n, n)``, each value written in its cell; returns the Figure.
-
-    Tick labels: ``labels``, else a DataFrame's index, wrapped at ``wrap`` characters. Saved to ``path`` if given.
-    """
-    import textwrap
-
-    import matplotlib.pyplot as plt
-
-    if labels is None:
-        labels = list(similarity.index) if isinstance(similarity, pd.DataFrame) else None
-    matrix = np.asarray(similarity, dtype=float)
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"similarity must be a square (n, n) matrix; got shape {matrix.shape}.")
-    n = matrix.shape[0]
-    labels = [str(i) for i in range(n)] if labels is None else [str(label) for label in labels]
-    if len(labels) != n:
-        raise ValueError(f"{len(labels)} labels for a {n} x {n} similarity matrix; give one label per row.")
-    ticks = [textwrap.fill(label, wrap) for label in labels]
-    size = min(12.0, 2.5 + 1.1 * n)
-    fig, ax = plt.subplots(figsize=(size + 2, size))
-    low, high = min(0.0, matrix.min()), max(1.0, matrix.max())
-    image = ax.imshow(matrix, cmap="viridis", vmin=low, vmax=high)
-    for i in range(n):
-        for j in range(n):
-            # dark text on the bright end of viridis, white on the dark end
-            bright = (matrix[i, j] - low) / (high - low) > 0.6
-            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center",
-                    color="black" if bright else "white", fontsize=9)
-    ax.set_xticks(range(n), ticks, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(n), ticks, fontsize=8)
-    fig.colorbar(image, ax=ax, label="cosine similarity", shrink=0.8)
-    ax.set_title(title or "Cosine similarity")
-    fig.tight_layout()
-    return save_figure(fig, path, dpi=120)

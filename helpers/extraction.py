@@ -1,71 +1,73 @@
 """Yes/no questions about articles, answered from evidence checked against the text, and measured honestly.
 
-One function per step (``ask_articles`` runs all five for every article and one question):
-1. ``find_evidence``: passages that match a definition (a BM25 prefilter, then embeddings);
-2. ``build_prompts``: definition, evidence and question as a chat;
+One function per step, each with its settings as an object you can see and change
+(``ask_articles`` runs all five for every article and one ``prompts.Question``):
+1. ``find_evidence``: passages that match the question's definition (BM25 prefilter, then embeddings;
+   ``EvidenceSettings``);
+2. ``build_prompts``: definition, evidence and question as a chat (a ``prompts.ChatPrompt``);
 3. ``generation.score_choices``: the model's constrained choice of TRUE / FALSE / UNCLEAR;
 4. ``verify_quotes``: the quoted sentence occurs in the article;
-5. ``combine``: a few-shot classifier's P(TRUE), updated by the model's odds (``fit_judge``).
-``compare_approaches`` measures them on labelled documents that nothing was tuned on (``LABELS.md``).
+5. ``Judge``: a few-shot classifier's P(TRUE), updated by the model's odds. A judge records the question,
+   evidence settings, prompt and model it was fitted with, and refuses to judge anything made otherwise.
+``compare_approaches`` measures the approaches on annotated documents that nothing was tuned on.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from helpers import prompts
-from helpers.cache import save_figure
 from helpers.checks import require_columns
-from helpers.data import doi_from_filename
 from helpers.embeddings import embed_texts
-from helpers.models import DEFAULT_EMBEDDER
+from helpers.endpoint import Failure
+from helpers.evaluation import evaluate, keyword_rule, load_annotations, wilson_interval
+from helpers.generation import generate, generator_key, resolve_generator, score_choices
+from helpers.hub import DEFAULT_EMBEDDER
 from helpers.pdfs import find_quote, read_articles, split_passages, truncate_words
+from helpers.prompts import (EXTRACTION_ANSWERS, EXTRACTION_PROMPT, QUOTE_PROMPT, UNPARSEABLE, ChatPrompt,
+                             Question, get_question)
+from helpers.text import bm25_scores, bm25_weights, split_sentences
 
-ANSWERS = prompts.EXTRACTION_ANSWERS  # TRUE, FALSE, UNCLEAR
-UNPARSEABLE = "UNPARSEABLE"
-PDF_LABELS = Path(__file__).with_name("extraction_labels.csv")
-ABSTRACT_LABELS = Path(__file__).with_name("abstract_labels.csv")
-# Passages per article that are embedded after the lexical prefilter (None: all of them).
-CANDIDATES = 12
-# Fewest labelled tuning examples of each answer (TRUE and FALSE) that fit_judge accepts.
+ANSWERS = EXTRACTION_ANSWERS  # TRUE, FALSE, UNCLEAR
+# Fewest annotated tuning examples of each answer (TRUE and FALSE) that a judge is fitted on.
 MIN_PER_CLASS = 3
-
-# Terms whose presence in a record's author keywords counts as "mentions the concept" (the keyword rule).
-KEYWORD_TERMS = {
-    "knowledge_graph": ["knowledge graph", "linked data", "semantic web"],
-    "bibliometric": ["bibliometric", "scientometric", "citation analysis"],
-}
-
-RESULT_COLUMNS = ["file", "question", "status", "answer", "combined", "p_combined", "p_evidence", "evidence_score",
-                  "p_TRUE", "p_FALSE", "p_UNCLEAR", "evidence", "page", "verified", "reason", "note"]
+ANSWER_COLUMNS = ["file", "question", "status", "answer", "combined", "p_combined", "p_evidence", "evidence_score",
+                  "p_TRUE", "p_FALSE", "p_UNCLEAR", "quote", "page", "verified", "reason", "note"]
 
 
-def resolve_question(question: str, definition: str | None = None) -> tuple[str, str, str]:
-    """(question id, question text, definition) for a course question id or your own question.
+@dataclass(frozen=True)
+class EvidenceSettings:
+    """How step 1 finds an article's evidence.
 
-    ``question`` is a key of ``prompts.EXTRACTION_QUESTIONS`` ("knowledge_graph",
-    "bibliometric"), or any yes/no question, which then needs a ``definition``.
+    ``candidates`` passages per article that share most words with the definition (BM25; None: all) are
+    embedded with ``embedder``; the ``k`` most similar are kept, and their ``n_sentences`` sentences most
+    similar to the definition, cut to ``evidence_words`` words, are the evidence. Passages are windows of at
+    most ``passage_words`` words.
     """
-    known = prompts.EXTRACTION_QUESTIONS
-    if question in known:
-        return question, known[question]["question"], definition or known[question]["definition"]
-    if not isinstance(question, str) or not question.strip():
-        raise ValueError(f"question must be one of {sorted(known)} or a yes/no question; got {question!r}")
-    if not definition:
-        raise ValueError("your own question needs a definition of the concept, e.g. "
-                         "definition='A knowledge graph is ...'; the evidence passages are ranked against it")
-    return question, question, definition
+
+    k: int = 3
+    n_sentences: int = 4
+    passage_words: int = 120
+    evidence_words: int = 200
+    candidates: int | None = 12
+    embedder: object = DEFAULT_EMBEDDER
+
+    def __post_init__(self):
+        for name in ("k", "n_sentences", "passage_words", "evidence_words"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1; got {value!r}")
+        if self.candidates is not None and (not isinstance(self.candidates, int) or self.candidates < self.k):
+            raise ValueError(f"candidates must be None (all passages) or a whole number >= k={self.k}; "
+                             f"got {self.candidates!r}")
 
 
 # --------------------------------------------------------------------------- step 1: evidence
 
 _REFERENCES = re.compile(r"^\s*(?:\d+\.?\s*)?(?:references|bibliography|literature cited|works cited)\s*:?\s*$",
                          re.IGNORECASE | re.MULTILINE)
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"“])")
 
 
 def drop_references(pages: pd.DataFrame) -> pd.DataFrame:
@@ -85,20 +87,17 @@ def drop_references(pages: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(kept, ignore_index=True) if kept else pages
 
 
-def lexical_candidates(passages: pd.DataFrame, query: str, n: int | None = CANDIDATES) -> pd.DataFrame:
+def lexical_candidates(passages: pd.DataFrame, query: str, n: int | None) -> pd.DataFrame:
     """The ``n`` passages of each file that share most words with ``query``, by BM25 (all when ``n`` is None)."""
-    from helpers.retrieval import bm25_weights, tokenize
-
     if n is None or passages.empty:
         return passages
     weights, vocabulary = bm25_weights(passages["text"].tolist())
-    columns = [vocabulary[t] for t in set(tokenize(query)) if t in vocabulary]
-    scores = np.asarray(weights[:, columns].sum(axis=1)).ravel() if columns else np.zeros(len(passages))
-    ranked = passages.assign(_bm25=scores).sort_values(["file", "_bm25"], ascending=[True, False], kind="stable")
+    ranked = passages.assign(_bm25=bm25_scores(weights, vocabulary, query))
+    ranked = ranked.sort_values(["file", "_bm25"], ascending=[True, False], kind="stable")
     return ranked.groupby("file", sort=False).head(n).drop(columns="_bm25").sort_index()
 
 
-def rank_passages(passages: pd.DataFrame, query: str, k: int = 3, model=DEFAULT_EMBEDDER) -> pd.DataFrame:
+def rank_passages(passages: pd.DataFrame, query: str, k: int = 3, embedder=DEFAULT_EMBEDDER) -> pd.DataFrame:
     """The ``k`` passages of each file (``pdfs.split_passages`` rows) most similar to ``query``, best first,
     with ``similarity`` (cosine, -1..1), ``vector`` (the passage's embedding) and ``rank`` (1 = most similar).
     """
@@ -108,86 +107,75 @@ def rank_passages(passages: pd.DataFrame, query: str, k: int = 3, model=DEFAULT_
     if passages.empty:
         return passages.assign(similarity=pd.Series(dtype=float), vector=pd.Series(dtype=object),
                                rank=pd.Series(dtype=int))
-    vectors = embed_texts(passages["text"], model)
-    ranked = passages.assign(similarity=vectors @ embed_texts([query], model)[0], vector=list(vectors))
+    vectors = embed_texts(passages["text"], embedder)
+    ranked = passages.assign(similarity=vectors @ embed_texts([query], embedder)[0], vector=list(vectors))
     ranked = ranked.sort_values(["file", "similarity"], ascending=[True, False], kind="stable")
     ranked = ranked.groupby("file", sort=False).head(k)
     ranked["rank"] = ranked.groupby("file", sort=False).cumcount() + 1
     return ranked.reset_index(drop=True)
 
 
-def split_sentences(text: str, min_words: int = 6, max_words: int = 60) -> list[str]:
-    """Sentences of a passage with ``min_words`` to ``max_words`` words (fragments and run-ons left out)."""
-    sentences = [s.strip() for s in _SENTENCE_SPLIT.split(text or "")]
-    return [s for s in sentences if min_words <= len(s.split()) <= max_words]
+EVIDENCE_COLUMNS = ["file", "evidence_score", "evidence", "quote", "page", "vector", "note"]
 
 
-def find_evidence(pages: pd.DataFrame, definition: str, k: int = 3, n_sentences: int = 4, max_words: int = 120,
-                  max_evidence_words: int = 200, candidates: int | None = CANDIDATES,
-                  embedder=DEFAULT_EMBEDDER) -> pd.DataFrame:
-    """Step 1: each article's evidence for the concept of ``definition``, by retrieval alone (no LLM).
+def find_evidence(pages: pd.DataFrame, question: Question | str,
+                  settings: EvidenceSettings = EvidenceSettings()) -> pd.DataFrame:
+    """Step 1: each article's evidence for ``question`` (a ``Question`` or a course id), by retrieval alone.
 
-    Per article (``pages`` from ``read_articles``, reference lists dropped), the ``candidates`` passages
-    with most words of the definition (BM25; None: all) are embedded, the ``k`` most similar kept, and
-    their ``n_sentences`` most similar sentences form the evidence. One row per article: file,
-    evidence_score (best passage's cosine), evidence ("- [page p] ..." lines, at most
-    ``max_evidence_words``), quote and page (the most similar sentence), vector (mean embedding of the
-    top passages, ``(dim,)``), note.
+    Reference lists are dropped, pages cut into passages, and ``settings`` (``EvidenceSettings``) say which
+    passages and sentences are kept. One row per article: file, evidence_score (best passage's cosine to
+    the definition), evidence ("- [page p] ..." lines), quote and page (the most similar sentence), vector
+    (mean embedding of the top passages, ``(dim,)``, unit length), note.
     """
-    passages = lexical_candidates(split_passages(drop_references(pages), max_words=max_words), definition,
-                                  candidates)
-    top = rank_passages(passages, definition, k=k, model=embedder)
+    definition = get_question(question).definition
+    passages = split_passages(drop_references(pages), max_words=settings.passage_words)
+    top = rank_passages(lexical_candidates(passages, definition, settings.candidates), definition, settings.k,
+                        settings.embedder)
     if top.empty:
-        return pd.DataFrame(columns=["file", "evidence_score", "evidence", "quote", "page", "vector", "note"])
+        return pd.DataFrame(columns=EVIDENCE_COLUMNS)
     sentences = pd.DataFrame([{"file": p.file, "page": int(p.page), "sentence": s}
                               for p in top.itertuples() for s in split_sentences(p.text)],
                              columns=["file", "page", "sentence"]).drop_duplicates(["file", "sentence"])
     if not sentences.empty:
-        sentences["similarity"] = embed_texts(sentences["sentence"], embedder) @ embed_texts([definition], embedder)[0]
+        definition_vector = embed_texts([definition], settings.embedder)[0]
+        sentences["similarity"] = embed_texts(sentences["sentence"], settings.embedder) @ definition_vector
     rows = []
     for file, passages_of in top.groupby("file", sort=False):
-        chosen = sentences[sentences["file"] == file].nlargest(n_sentences, "similarity") if not sentences.empty \
-            else sentences
+        chosen = sentences[sentences["file"] == file].nlargest(settings.n_sentences, "similarity") \
+            if not sentences.empty else sentences
         if chosen.empty:  # no sentence to split off (a table, a list): the best passage itself
             chosen = passages_of.head(1).rename(columns={"text": "sentence"})
-        evidence, was_cut = truncate_words(
-            "\n".join(f"- [page {c.page}] {c.sentence}" for c in chosen.sort_values("page", kind="stable").itertuples()),
-            max_evidence_words)
+        lines = "\n".join(f"- [page {c.page}] {c.sentence}" for c in chosen.sort_values("page", kind="stable").itertuples())
+        evidence, was_cut = truncate_words(lines, settings.evidence_words)
         vector = np.stack(passages_of["vector"]).mean(axis=0)
         rows.append({"file": file, "evidence_score": float(passages_of["similarity"].iloc[0]), "evidence": evidence,
                      "quote": chosen.iloc[0]["sentence"], "page": int(chosen.iloc[0]["page"]),
                      "vector": vector / np.linalg.norm(vector),
-                     "note": f"evidence cut to {max_evidence_words} words to fit the model [... truncated]"
+                     "note": f"evidence cut to {settings.evidence_words} words to fit the model [... truncated]"
                      if was_cut else ""})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=EVIDENCE_COLUMNS)
 
 
 # --------------------------------------------------------------------------- steps 2-4: prompt, choice, quote
 
 
-def build_prompts(evidence: pd.DataFrame, question: str, definition: str | None = None,
-                  system: str | None = prompts.EXTRACTION_SYSTEM, user: str = prompts.EXTRACTION_USER) -> list:
+def build_prompts(evidence: pd.DataFrame, question: Question | str, prompt: ChatPrompt = EXTRACTION_PROMPT) -> list:
     """Step 2: one chat per row of ``evidence`` (from ``find_evidence``): definition, evidence, question.
 
-    ``user`` needs ``{passages}`` and ``{question}`` slots (``{definition}`` and
-    ``{file}`` are filled when present); ``system=None`` sends no system message.
+    ``prompt``'s user template needs ``{passages}`` and ``{question}`` slots; ``{definition}`` and ``{file}``
+    are filled when present. A prompt without a system message sends none.
     """
-    from helpers.generation import make_messages
-
-    _, question_text, definition = resolve_question(question, definition)
-    for slot in ("{passages}", "{question}"):
-        if slot not in user:
-            raise ValueError(f"the user prompt needs a {slot} slot")
-    return [make_messages(user.format(definition=definition, file=e.file, passages=e.evidence,
-                                      question=question_text), system) for e in evidence.itertuples()]
+    question = get_question(question)
+    prompt.require("passages", "question")
+    return [prompt.messages(definition=question.definition, file=e.file, passages=e.evidence,
+                            question=question.question) for e in evidence.itertuples()]
 
 
 def verify_quotes(quotes: pd.DataFrame, pages: pd.DataFrame) -> pd.DataFrame:
     """Step 4: does each ``quote`` (columns file, quote, page) occur in its article's ``pages``?
 
-    Returns ``quotes`` with ``verified`` (bool) and ``page`` (where it was
-    found; the given page when it was not). Matching tolerates line breaks,
-    hyphenation and typographic quotes (``pdfs.find_quote``).
+    Returns ``quotes`` with ``verified`` (bool) and ``page`` (where it was found; the given page when it
+    was not). Matching tolerates line breaks, hyphenation and typographic quotes (``pdfs.find_quote``).
     """
     found = [find_quote(q.quote, pages[pages["file"] == q.file]) for q in quotes.itertuples()]
     return quotes.assign(verified=[f["found"] for f in found],
@@ -195,29 +183,6 @@ def verify_quotes(quotes: pd.DataFrame, pages: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- step 5: the judge
-
-
-@dataclass(frozen=True)
-class Judge:
-    """What step 5 learned from labelled tuning examples of one question: ``classifier`` (evidence vector
-    -> P(TRUE)), ``llm_weight`` (how much the model's log-odds count; 0: ignored), ``threshold`` (the
-    evidence score that best separates the examples), ``n_tuning`` and ``n_true`` (the examples).
-    """
-
-    question: str
-    classifier: object
-    llm_weight: float
-    threshold: float
-    n_tuning: int
-    n_true: int
-
-    def p_evidence(self, evidence: pd.DataFrame) -> np.ndarray:
-        """P(TRUE) from the evidence alone, ``(n,)``."""
-        return self.classifier.predict_proba(np.stack(evidence["vector"]))[:, 1]
-
-    def __repr__(self) -> str:
-        return (f"Judge({self.question!r}: logistic regression on {self.n_tuning} tuning examples "
-                f"({self.n_true} TRUE), model weight {self.llm_weight:.2f})")
 
 
 def _logit(p):
@@ -234,14 +199,58 @@ def _model_log_odds(p_true, p_false) -> np.ndarray:
 def combine(p_evidence, p_true, p_false, llm_weight: float) -> tuple[np.ndarray, np.ndarray]:
     """Step 5: the evidence's P(TRUE) updated by the model's odds: (answers TRUE/FALSE, P(TRUE)), each ``(n,)``.
 
-    log-odds = logit(p_evidence) + llm_weight * log(p_true / p_false). With
-    ``llm_weight`` 0 the model does not count; with 1 this is Bayes' rule with
-    the evidence as the prior, so a confident model overrules weak evidence.
-    Where the model gave no probabilities (NaN), the evidence decides alone.
+    log-odds = logit(p_evidence) + llm_weight * log(p_true / p_false). With ``llm_weight`` 0 the model does
+    not count; with 1 this is Bayes' rule with the evidence as the prior, so a confident model overrules
+    weak evidence. Where the model gave no probabilities (NaN), the evidence decides alone.
     """
     score = _logit(p_evidence) + llm_weight * _model_log_odds(p_true, p_false)
     posterior = 1 / (1 + np.exp(-score))
     return np.where(posterior >= 0.5, "TRUE", "FALSE"), posterior
+
+
+@dataclass(frozen=True)
+class Judge:
+    """Step 5, learned from annotated tuning examples of one question.
+
+    ``classifier`` maps an evidence vector to P(TRUE); ``llm_weight`` is how much the model's log-odds count
+    (0: ignored); ``threshold`` is the evidence score that best separates the examples. It records what it
+    was fitted with: ``question``, evidence ``settings``, ``prompt`` and ``model`` (the generator's identity,
+    None when fitted without the model), and ``n_tuning`` / ``n_true`` examples.
+    """
+
+    question: Question
+    settings: EvidenceSettings
+    prompt: ChatPrompt
+    model: str | None
+    classifier: object = field(repr=False)
+    llm_weight: float
+    threshold: float
+    n_tuning: int
+    n_true: int
+
+    def p_evidence(self, evidence: pd.DataFrame) -> np.ndarray:
+        """P(TRUE) from the evidence alone, ``(n,)``."""
+        return self.classifier.predict_proba(np.stack(evidence["vector"]))[:, 1]
+
+    def decide(self, evidence: pd.DataFrame, choices: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(answers TRUE/FALSE, P(TRUE)) of evidence rows and the model's ``choices`` on them (``combine``)."""
+        return combine(self.p_evidence(evidence), choices["TRUE"], choices["FALSE"], self.llm_weight)
+
+    def differences(self, question: Question, settings: EvidenceSettings, prompt: ChatPrompt,
+                    model: str | None) -> list[str]:
+        """What differs between the judge's fitting and the given question, settings, prompt and model."""
+        found = [f"{name} ({mine!r} when fitted, {theirs!r} now)" for name, mine, theirs in
+                 [("question", self.question, question), ("evidence settings", self.settings, settings)]
+                 if mine != theirs]
+        if self.prompt != prompt:
+            found.append("the prompt")
+        if self.model is not None and self.llm_weight > 0 and self.model != model:
+            found.append(f"the model ({self.model} when fitted, {model} now)")
+        return found
+
+    def __repr__(self) -> str:
+        return (f"Judge({self.question.id!r}: logistic regression on {self.n_tuning} tuning examples "
+                f"({self.n_true} TRUE), model weight {self.llm_weight:.2f})")
 
 
 def _classifier():
@@ -251,20 +260,23 @@ def _classifier():
     return LogisticRegression(C=10.0, class_weight="balanced", max_iter=2000)
 
 
-def fit_judge(evidence: pd.DataFrame, truth, question: str, choices: pd.DataFrame | None = None) -> Judge:
-    """Step 5's judge from tuning examples: ``evidence`` (``find_evidence``), ``truth`` (bool, same order),
-    optionally the model's ``choices`` on them. The model gets a weight only when its log-odds added to
-    the classifier's (cross-validated) make more examples right. Needs ``MIN_PER_CLASS`` of each answer.
+def fit_judge(evidence: pd.DataFrame, truth, choices: pd.DataFrame | None = None, *, question: Question,
+              settings: EvidenceSettings, prompt: ChatPrompt, model: str | None) -> Judge:
+    """Step 5's judge from tuning examples: ``evidence`` (``find_evidence`` with ``settings``), ``truth`` (bool,
+    same order), optionally the model's ``choices`` on them (prompted with ``prompt``, from ``model``).
+
+    The model gets a weight only when its log-odds added to the classifier's (cross-validated) make more
+    examples right. Needs ``MIN_PER_CLASS`` examples of each answer.
     """
     from sklearn.model_selection import cross_val_predict
 
     truth = np.asarray(truth, dtype=bool)
     if len(truth) != len(evidence):
-        raise ValueError(f"{len(evidence)} evidence rows but {len(truth)} labels")
+        raise ValueError(f"{len(evidence)} evidence rows but {len(truth)} annotations")
     n_true, n_false = int(truth.sum()), int((~truth).sum())
     if min(n_true, n_false) < MIN_PER_CLASS:
-        raise ValueError(f"too few labels to learn from: {n_true} TRUE and {n_false} FALSE tuning examples; "
-                         f"label at least {MIN_PER_CLASS} of each (and as many again to test on)")
+        raise ValueError(f"too few annotations to learn from: {n_true} TRUE and {n_false} FALSE tuning examples; "
+                         f"annotate at least {MIN_PER_CLASS} of each (and as many again to test on)")
     x = np.stack(evidence["vector"])
     weight = 0.0
     if choices is not None:
@@ -279,104 +291,97 @@ def fit_judge(evidence: pd.DataFrame, truth, question: str, choices: pd.DataFram
     values = np.unique(scores)
     cuts = (values[:-1] + values[1:]) / 2 if len(values) > 1 else values
     threshold = float(cuts[int(np.argmax([((scores >= c) == truth).sum() for c in cuts]))])
-    return Judge(question, _classifier().fit(x, truth), weight, threshold, len(truth), n_true)
-
-
-# --------------------------------------------------------------------------- labels, baselines, evaluation
+    return Judge(question, settings, prompt, model if choices is not None else None,
+                 _classifier().fit(x, truth), weight, threshold, len(truth), n_true)
 
 
 def abstract_pages(records: pd.DataFrame) -> pd.DataFrame:
-    """Corpus records as one-page "articles" (file = the ``file`` column, else the DOI; text = title. abstract)."""
+    """Corpus records as one-page "articles": file = the ``file`` column, else the DOI; text = the record's
+    ``text`` (``load_corpus``: title and abstract)."""
+    require_columns(records, ["text"], "records", "pass rows of load_corpus or load_annotations(corpus)")
     return pd.DataFrame({"file": (records["file"] if "file" in records else records["doi"]).to_numpy(), "page": 1,
-                         "text": (records["title"] + ". " + records["abstract"]).to_numpy()})
+                         "text": records["text"].to_numpy()})
 
 
-def load_labels(corpus: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The course's hand labels, one row per document and question (how they were made: ``LABELS.md``).
+def course_judge(question: Question | str, generator=None, settings: EvidenceSettings = EvidenceSettings(),
+                 prompt: ChatPrompt = EXTRACTION_PROMPT) -> Judge:
+    """The judge of a course question, fitted on the tuning part of the annotated abstracts with exactly these
+    ``settings``, ``prompt`` and ``generator`` (None: the default model; False: without the model)."""
+    from helpers.data import load_corpus
 
-    Columns: file (PDF name, or the record's DOI), source ("pdf" / "abstract"), question_id,
-    label ("TRUE" / "FALSE"), split ("tuning" / "test"; every PDF is "test"), note. With
-    ``corpus`` (``load_corpus``), adds each document's doi, title, abstract and keywords.
-    """
-    pdf = pd.read_csv(PDF_LABELS, dtype=str, keep_default_na=False).assign(source="pdf", split="test")
-    wide = pd.read_csv(ABSTRACT_LABELS, dtype=str, keep_default_na=False)
-    abstracts = wide.melt(id_vars=["doi", "split", "note"], value_vars=list(KEYWORD_TERMS), var_name="question_id",
-                          value_name="label").rename(columns={"doi": "file"}).assign(source="abstract")
-    # The abstracts' notes explain the bibliometric call (and the knowledge-graph one when TRUE).
-    labels = pd.concat([pdf, abstracts], ignore_index=True)[["file", "source", "question_id", "label", "split", "note"]]
-    bad = sorted(set(labels["label"]) - {"TRUE", "FALSE"})
-    if bad:
-        raise ValueError(f"labels must be TRUE or FALSE; found {bad}")
-    if corpus is not None:
-        records = corpus.dropna(subset=["doi"]).assign(doi=lambda c: c["doi"].str.lower()).drop_duplicates("doi")
-        doi = np.where(labels["source"] == "pdf", labels["file"].map(lambda f: (doi_from_filename(f) or "").lower()),
-                       labels["file"].str.lower())
-        labels = labels.assign(doi=doi).merge(records[["doi", "title", "abstract", "keywords"]], on="doi", how="left")
-    return labels
-
-
-def keyword_rule(keywords, question: str) -> np.ndarray:
-    """The baseline without any model: TRUE where a record's author keywords contain a term of ``KEYWORD_TERMS``.
-
-    ``keywords``: one list of lower-case keywords per record (``load_corpus``'s
-    ``keywords`` column); a record without keywords is FALSE.
-    """
-    terms = KEYWORD_TERMS[question]
-    return np.array([isinstance(k, list) and any(t in kw for kw in k for t in terms) for k in keywords], dtype=bool)
+    question = get_question(question)
+    annotations = load_annotations(load_corpus("course"))
+    tuning = annotations[(annotations["question_id"] == question.id) & (annotations["split"] == "tuning")]
+    tuning = tuning[tuning["text"].notna()].reset_index(drop=True)
+    if tuning.empty:
+        raise ValueError(f"the course has no annotated tuning abstracts for {question.id!r}; for your own question "
+                         "pass annotations=... to ask_articles instead")
+    print(f"Fitting the judge of {question.id!r} on {len(tuning)} annotated tuning abstracts ({settings}).")
+    evidence = find_evidence(abstract_pages(tuning), question, settings)
+    truth = tuning.set_index("file").loc[evidence["file"], "label"] == "TRUE"
+    choices, model = None, None
+    if generator is not False:
+        generator = resolve_generator(generator)
+        # errors="mark": an endpoint that fails gives no probabilities, and the model then earns no weight.
+        choices = score_choices(build_prompts(evidence, question, prompt), ANSWERS, generator, errors="mark")
+        model = generator_key(generator)
+    return fit_judge(evidence, truth, choices, question=question, settings=settings, prompt=prompt, model=model)
 
 
-def wilson_interval(n_right: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion ``n_right / n`` (sound for small n and for 0 or n right)."""
-    if n == 0:
-        return np.nan, np.nan
-    p = n_right / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(centre - half), float(centre + half)
+def judge_from_annotations(evidence: pd.DataFrame, choices: pd.DataFrame, annotations: pd.DataFrame,
+                           question: Question, settings: EvidenceSettings, prompt: ChatPrompt, model: str) -> Judge:
+    """A judge fitted on half of your own ``annotations`` (file, label) of these articles (seeded), its accuracy
+    on the other half printed with its interval; ``question``, ``settings``, ``prompt`` and ``model`` are
+    those ``evidence`` and ``choices`` were made with, recorded in the judge."""
+    require_columns(annotations, ["file", "label"], "annotations", "give one row per annotated article and its label")
+    annotated = annotations.merge(evidence.reset_index().rename(columns={"index": "row"}), on="file")
+    if annotated.empty:
+        raise ValueError("none of the annotated files is among the readable articles")
+    truth = annotated["label"].astype(str).str.upper() == "TRUE"
+    rng = np.random.default_rng(0)
+    tuning = np.zeros(len(annotated), bool)
+    for value in (True, False):  # half of each answer tunes, half tests
+        idx = rng.permutation(np.flatnonzero(truth.to_numpy() == value))
+        tuning[idx[: (len(idx) + 1) // 2]] = True
+    rows = annotated["row"].to_numpy()
+    judge = fit_judge(evidence.iloc[rows[tuning]], truth[tuning], choices.iloc[rows[tuning]], question=question,
+                      settings=settings, prompt=prompt, model=model)
+    test = ~tuning
+    predicted, _ = judge.decide(evidence.iloc[rows[test]], choices.iloc[rows[test]])
+    right = int(((predicted == "TRUE") == truth[test].to_numpy()).sum())
+    low, high = wilson_interval(right, int(test.sum()))
+    print(f"{judge}. Held-out accuracy on the other {test.sum()} annotated articles: {right}/{test.sum()} "
+          f"(95% interval {low:.2f}-{high:.2f}); always answering the majority: "
+          f"{max(truth[test].mean(), 1 - truth[test].mean()):.2f}.")
+    return judge
 
 
-def evaluate(predictions: dict, truth) -> pd.DataFrame:
-    """Accuracy with a 95% Wilson interval of each method (name -> TRUE answers, bool, in ``truth``'s order),
-    plus the base rate. One row per method: method, n, n_true, accuracy, ci_low, ci_high,
-    true_positives, false_positives.
-    """
-    truth = np.asarray(truth, dtype=bool)
-    majority = truth.mean() >= 0.5
-    rows = []
-    for method, predicted in {**predictions, "base rate (always the majority answer)":
-                              np.full(len(truth), majority)}.items():
-        predicted = np.asarray(predicted, dtype=bool)
-        right = int((predicted == truth).sum())
-        low, high = wilson_interval(right, len(truth))
-        rows.append({"method": method, "n": len(truth), "n_true": int(truth.sum()), "accuracy": right / len(truth),
-                     "ci_low": low, "ci_high": high, "true_positives": int((predicted & truth).sum()),
-                     "false_positives": int((predicted & ~truth).sum())})
-    return pd.DataFrame(rows)
-
-
-def compare_approaches(pages: pd.DataFrame, labels: pd.DataFrame, question: str, generator=None,
-                       judge: Judge | None = None) -> pd.DataFrame:
-    """``evaluate`` of each approach on labelled documents (``pages`` from ``read_articles`` or
-    ``abstract_pages``; ``labels`` with file, label and, for the keyword rule, keywords): the keyword rule,
-    the model alone, similarity to the definition, the few-shot classifier, and step 5's combination.
-    """
-    from helpers.generation import resolve_generator, score_choices
-
-    question_id, _, definition = resolve_question(question)
+def compare_approaches(pages: pd.DataFrame, annotations: pd.DataFrame, judge: Judge, generator=None) -> pd.DataFrame:
+    """``evaluate`` of each approach on annotated documents (``pages`` from ``read_articles`` or
+    ``abstract_pages``; ``annotations`` with file, label and, for the keyword rule, keywords), all with the
+    judge's question, evidence settings and prompt: the keyword rule, the model alone, similarity to the
+    definition, the few-shot classifier, and step 5's combination."""
     generator = resolve_generator(generator)
-    judge = judge or course_judge(question_id, generator)
-    evidence = find_evidence(pages, definition)
-    labels = labels.set_index("file").loc[evidence["file"]]
-    choices = score_choices(build_prompts(evidence, question_id), ANSWERS, generator)
+    _check_judge(judge, judge.question, judge.settings, judge.prompt, generator_key(generator))
+    evidence = find_evidence(pages, judge.question, judge.settings)
+    annotations = annotations.set_index("file").loc[evidence["file"]]
+    choices = score_choices(build_prompts(evidence, judge.question, judge.prompt), ANSWERS, generator)
     p_evidence = judge.p_evidence(evidence)
     predictions = {"zero-shot prompting (model alone)": choices["choice"] == "TRUE",
                    "similarity to the definition": evidence["evidence_score"] >= judge.threshold,
                    "few-shot classifier": p_evidence >= 0.5,
-                   "classifier + model (step 5)": combine(p_evidence, choices["TRUE"], choices["FALSE"],
-                                                          judge.llm_weight)[0] == "TRUE"}
-    if "keywords" in labels:
-        predictions = {"keyword rule": keyword_rule(labels["keywords"], question_id), **predictions}
-    return evaluate(predictions, labels["label"] == "TRUE")
+                   "classifier + model (step 5)": judge.decide(evidence, choices)[0] == "TRUE"}
+    if "keywords" in annotations and judge.question.keyword_terms:
+        predictions = {"keyword rule": keyword_rule(annotations["keywords"], judge.question), **predictions}
+    return evaluate(predictions, annotations["label"] == "TRUE")
+
+
+def _check_judge(judge: Judge, question, settings, prompt, model) -> None:
+    differences = judge.differences(question, settings, prompt, model)
+    if differences:
+        raise ValueError(f"this judge was fitted with other {'; '.join(differences)}, so its answers would not "
+                         "mean what they say. Fit one for these settings, e.g. course_judge(question, generator, "
+                         "settings, prompt), or leave judge out to get the model's own answers")
 
 
 # --------------------------------------------------------------------------- all steps at once
@@ -391,85 +396,65 @@ def _read(articles):
     return read_articles(articles)
 
 
-def course_judge(question: str, generator=None, embedder=DEFAULT_EMBEDDER) -> Judge:
-    """The judge of a course question, fitted on the tuning part of ``abstract_labels.csv`` (87 records)."""
-    from helpers.data import load_corpus
-    from helpers.generation import resolve_generator, score_choices
-
-    labels = load_labels(load_corpus("course"))
-    tuning = labels[(labels["question_id"] == question) & (labels["split"] == "tuning")]
-    tuning = tuning[tuning["abstract"].notna()].reset_index(drop=True)
-    _, question_text, definition = resolve_question(question)
-    evidence = find_evidence(abstract_pages(tuning), definition, embedder=embedder)
-    tuning = tuning.set_index("file").loc[evidence["file"]]
-    choices = None
-    if generator is not False:
-        # errors="mark": an endpoint that fails gives no probabilities, and the model then earns no weight.
-        choices = score_choices(build_prompts(evidence, question), ANSWERS, resolve_generator(generator), errors="mark")
-    return fit_judge(evidence, tuning["label"] == "TRUE", question, choices)
-
-
-def ask_articles(articles, question: str, definition: str | None = None, generator=None, judge: Judge | None = None,
-                 labels: pd.DataFrame | None = None, k: int = 3, n_sentences: int = 4, max_words: int = 120,
-                 max_evidence_words: int = 200, candidates: int | None = CANDIDATES, quote: str = "similarity",
-                 system: str | None = prompts.EXTRACTION_SYSTEM, user: str = prompts.EXTRACTION_USER,
-                 embedder=DEFAULT_EMBEDDER, batch_size: int = 4, cache: bool = True, seed: int = 0) -> pd.DataFrame:
+def ask_articles(articles, question: Question | str, *, generator=None, judge: Judge | None = None,
+                 settings: EvidenceSettings | None = None, prompt: ChatPrompt | None = None,
+                 quote: str = "similarity", annotations: pd.DataFrame | None = None) -> pd.DataFrame:
     """Ask one yes/no question of every article, all five steps: one row per PDF, unreadable ones included.
 
-    ``articles``: a folder, PDF paths, or ``read_articles``' ``(pages, status)``. ``question``: a course
-    question id or your own yes/no question with a ``definition``. Step 5's ``judge`` defaults to
-    ``course_judge`` for a course question; for your own, ``labels`` (file, label TRUE/FALSE) for some
-    articles tune one on half of them and print its accuracy on the other half; without either,
-    ``combined`` is the model's own answer. ``quote="model"``: the model writes the quote.
-    Columns: ``RESULT_COLUMNS``; status is "ok", "unreadable" or "failed" (an endpoint gave no answer),
-    answer the model's choice (UNPARSEABLE when its text names none; None when not ok), reason why not ok.
+    ``articles``: a folder, PDF paths, or ``read_articles``' ``(pages, status)``. ``question``: a course id or
+    a ``Question``. ``settings`` and ``prompt`` default to the ``judge``'s (else ``EvidenceSettings()`` and
+    ``prompts.EXTRACTION_PROMPT``); a judge fitted otherwise is refused. Without a judge, ``annotations``
+    (file, label TRUE/FALSE) of some articles fit one on half of them and print its accuracy on the other
+    half; without either, ``combined`` is the model's own answer. ``quote="model"``: the model writes the quote.
+    Columns ``ANSWER_COLUMNS``; status "ok", "unreadable" or "failed" (an endpoint gave no answer); answer the
+    model's choice (UNPARSEABLE when its text names none; None when not ok); reason why not ok.
     """
-    from helpers.endpoint import Failure
-    from helpers.generation import generate, make_messages, resolve_generator, score_choices
-
-    question_id, question_text, definition = resolve_question(question, definition)
+    question = get_question(question)
+    settings = settings or (judge.settings if judge else EvidenceSettings())
+    prompt = prompt or (judge.prompt if judge else EXTRACTION_PROMPT)
     if quote not in ("similarity", "model"):
         raise ValueError(f"quote must be 'similarity' or 'model'; got {quote!r}")
+    generator = resolve_generator(generator)
+    model = generator_key(generator)
+    if judge is not None:
+        _check_judge(judge, question, settings, prompt, model)
     pages, status = _read(articles)
-    evidence = find_evidence(pages[pages["file"].isin(status.loc[status["status"] == "ok", "file"])], definition,
-                             k=k, n_sentences=n_sentences, max_words=max_words,
-                             max_evidence_words=max_evidence_words, candidates=candidates, embedder=embedder)
-    out = status[["file", "status", "reason"]].assign(question=question_id)
+    evidence = find_evidence(pages[pages["file"].isin(status.loc[status["status"] == "ok", "file"])], question,
+                             settings)
+    out = status[["file", "status", "reason"]].assign(question=question.id)
     no_text = (out["status"] == "ok") & ~out["file"].isin(evidence["file"])
     out.loc[no_text, ["status", "reason"]] = ["unreadable", "no passage of text long enough to judge"]
     if evidence.empty:
-        return out.reindex(columns=RESULT_COLUMNS)
+        return out.reindex(columns=ANSWER_COLUMNS)
 
-    generator = resolve_generator(generator)
-    prompts_ = build_prompts(evidence, question_text, definition, system, user)
-    choices = score_choices(prompts_, ANSWERS, generator, batch_size=batch_size, cache=cache, errors="mark")
+    choices = score_choices(build_prompts(evidence, question, prompt), ANSWERS, generator, errors="mark")
     if quote == "model":
-        asks = [make_messages(prompts.EVIDENCE_QUOTE_USER.format(question=question_text, definition=definition,
-                                                                 file=e.file, passages=e.evidence),
-                              prompts.EVIDENCE_SYSTEM) for e in evidence.itertuples()]
-        written = generate(asks, generator, max_new_tokens=80, batch_size=batch_size, cache=cache, errors="mark")
+        written = generate([QUOTE_PROMPT.messages(question=question.question, definition=question.definition,
+                                                  file=e.file, passages=e.evidence) for e in evidence.itertuples()],
+                           generator, max_new_tokens=80, errors="mark")
         evidence = evidence.assign(quote=["" if isinstance(w, Failure) else w.strip().strip("\"“”'") for w in written])
     evidence = verify_quotes(evidence, pages)
 
-    if judge is None and labels is not None:
-        judge = _judge_from_labels(evidence, choices, labels, question_id, seed)
-    elif judge is None and question_id in KEYWORD_TERMS and definition == prompts.EXTRACTION_QUESTIONS[question_id][
-            "definition"]:
-        judge = course_judge(question_id, generator, embedder)
+    if judge is None and annotations is not None:
+        judge = judge_from_annotations(evidence, choices, annotations, question, settings, prompt, model)
     answer = choices["choice"].fillna(UNPARSEABLE)
     if judge is not None:
         p_evidence = judge.p_evidence(evidence)
-        combined, p_combined = combine(p_evidence, choices["TRUE"], choices["FALSE"], judge.llm_weight)
-    else:  # nothing to combine with: the model's answer, UNCLEAR counted as FALSE
+        combined, p_combined = judge.decide(evidence, choices)
+    else:
+        print("No judge: `combined` is the model's own answer (UNCLEAR counted as FALSE). For step 5 pass "
+              "judge=course_judge(...) for a course question, or annotations=... for your own.")
         p_evidence, combined, p_combined = np.nan, answer.replace("UNCLEAR", "FALSE").to_numpy(), np.nan
+    return _answer_table(out, evidence, choices, answer, combined, p_combined, p_evidence)
 
-    result = evidence.assign(answer=answer.to_numpy(), combined=combined,
-                             p_combined=p_combined, p_evidence=p_evidence,
+
+def _answer_table(out, evidence, choices, answer, combined, p_combined, p_evidence) -> pd.DataFrame:
+    """``out`` (one row per article) joined with the answers of the articles that had evidence."""
+    result = evidence.assign(answer=answer.to_numpy(), combined=combined, p_combined=p_combined, p_evidence=p_evidence,
                              **{f"p_{c}": choices[c].to_numpy() for c in ANSWERS})
     result["note"] = [n + ("; " if n else "") + "evidence quote not found in the article" if q and not v else n
                       for n, q, v in zip(result["note"], result["quote"], result["verified"])]
-    result = result.drop(columns="evidence").rename(columns={"quote": "evidence"})
-    out = out.merge(result, on="file", how="left")
+    out = out.merge(result.drop(columns=["evidence", "vector"]), on="file", how="left")
     why = out["file"].map(dict(zip(evidence["file"], choices["error"])))
     failed = why.notna()  # an endpoint gave no answer: the row says why, the retrieval part stays
     if failed.any():
@@ -478,50 +463,4 @@ def ask_articles(articles, question: str, definition: str | None = None, generat
     for column in ("answer", "combined"):  # None, not NaN, as for unreadable rows
         out[column] = pd.Series([None if f or not isinstance(v, str) else v for f, v in zip(failed, out[column])],
                                 index=out.index, dtype=object)
-    return out.reindex(columns=RESULT_COLUMNS).astype({"page": "Int64", "evidence_score": float})
-
-
-def _judge_from_labels(evidence, choices, labels, question, seed):
-    """Fit a judge on half of the user's labels and print its accuracy on the other half."""
-    require_columns(labels, ["file", "label"], "labels", "give one row per labelled article with its label")
-    labelled = labels.merge(evidence.reset_index().rename(columns={"index": "row"}), on="file")
-    if labelled.empty:
-        raise ValueError("none of the labelled files is among the readable articles")
-    truth = labelled["label"].astype(str).str.upper() == "TRUE"
-    rng = np.random.default_rng(seed)
-    tuning = np.zeros(len(labelled), bool)
-    for value in (True, False):  # half of each answer tunes, half tests
-        idx = rng.permutation(np.flatnonzero(truth.to_numpy() == value))
-        tuning[idx[: (len(idx) + 1) // 2]] = True
-    rows = labelled["row"].to_numpy()
-    judge = fit_judge(evidence.iloc[rows[tuning]], truth[tuning], question, choices.iloc[rows[tuning]])
-    test = ~tuning
-    predicted, _ = combine(judge.p_evidence(evidence.iloc[rows[test]]), choices["TRUE"].iloc[rows[test]],
-                           choices["FALSE"].iloc[rows[test]], judge.llm_weight)
-    right = int(((predicted == "TRUE") == truth[test].to_numpy()).sum())
-    low, high = wilson_interval(right, int(test.sum()))
-    print(f"{judge}. Held-out accuracy on the other {test.sum()} labelled articles: {right}/{test.sum()} "
-          f"(95% interval {low:.2f}-{high:.2f}); always answering the majority: "
-          f"{max(truth[test].mean(), 1 - truth[test].mean()):.2f}.")
-    return judge
-
-
-def plot_answers(results: pd.DataFrame, title: str | None = None, path=None):
-    """Bar chart of answers per question (unreadable files as their own bar); returns the Figure.
-
-    Uses the ``combined`` answer when present, else ``answer``.
-    """
-    import matplotlib.pyplot as plt
-
-    column = "combined" if "combined" in results and results["combined"].notna().any() else "answer"
-    shown = results[column].where(results["status"] == "ok", results["status"]).fillna(UNPARSEABLE)
-    order = [a for a in ANSWERS + [UNPARSEABLE, "unreadable", "failed"] if a in set(shown)]
-    counts = pd.crosstab(shown, results["question"]).reindex(order).fillna(0)
-    fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(order) * max(1, counts.shape[1]) / 2, 3.5))
-    counts.plot.bar(ax=ax, rot=0, width=0.8)
-    ax.set_xlabel(f"{column} answer")
-    ax.set_ylabel("articles")
-    ax.set_title(title or "Answers per question")
-    ax.legend(title="question", fontsize=8)
-    fig.tight_layout()
-    return save_figure(fig, path)
+    return out.reindex(columns=ANSWER_COLUMNS).astype({"page": "Int64", "evidence_score": float})

@@ -70,6 +70,11 @@ def _backend(generator) -> tuple[str, str]:
     return name, f"{name} (local transformers, {generator.model.device})"
 
 
+def generator_key(generator) -> str:
+    """The identity every generation cache uses for a resolved generator (an ``Endpoint`` or a local pipeline)."""
+    return _backend(generator)[0]
+
+
 def chat_prompts(messages_list, tokenizer) -> list[str]:
     """Chats rendered as prompt strings with the model's chat template, ending where the assistant speaks."""
     chats = _check_chats(messages_list)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.checks import require_columns
+from helpers.text import ends_sentence
 
 try:
     import pymupdf
@@ -121,8 +122,6 @@ _LIGATURES = {"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl",
 # A hyphen (or soft hyphen) that ends a line before a lower-case letter splits one word.
 _LINE_HYPHEN = re.compile(r"(?<=\w)[-\u00ad\u2010][ \t]*\n\s*(?=[a-z])")
 _INVISIBLE = re.compile(r"[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
-_SENTENCE_END = re.compile(r"[.!?][\"')\]\u201d\u2019]*$")
-_ABBREVIATIONS = {"e.g.", "i.e.", "al.", "fig.", "figs.", "eq.", "eqs.", "vs.", "cf.", "no.", "vol.", "pp.", "p.", "ch.", "sec."}
 
 
 def clean_text(text: str) -> str:
@@ -145,7 +144,7 @@ def _words_and_breaks(text: str) -> tuple[list[str], list[bool]]:
         para_words = clean_text(paragraph).split()
         for word in para_words:
             words.append(word)
-            breaks.append(bool(_SENTENCE_END.search(word)) and word.lower() not in _ABBREVIATIONS)
+            breaks.append(ends_sentence(word))
         if para_words:
             breaks[-1] = True
     return words, breaks

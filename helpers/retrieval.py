@@ -9,7 +9,7 @@ product), fine for thousands of records; for millions a vector index (e.g. FAISS
     search(abstracts, "BERTopic", k=5)               # method="hybrid" | "dense" | "lexical"
     passages = build_index(label_passages(split_passages(pages), corpus))
     everything = combine_indexes(abstract=abstracts, passage=passages)
-    answer(everything, "How is disruption measured?")  # numbered sources, or "nothing relevant"
+    answer(everything, "How is disruption measured?")  # cited answer with numbered sources, or "nothing relevant"
 """
 from __future__ import annotations
 
@@ -22,55 +22,33 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from sklearn.feature_extraction.text import CountVectorizer
 
-from helpers import generation, prompts
+from helpers import generation
+from helpers.checks import require_columns
 from helpers.data import doi_from_filename
 from helpers.embeddings import check_texts, embed_texts
-from helpers.checks import require_columns
 from helpers.models import DEFAULT_EMBEDDER, load_query_embedder, model_info
+from helpers.prompts import RAG_CANNOT_ANSWER, RAG_PROMPT, ChatPrompt
+from helpers.text import bm25_scores, bm25_weights, join_on_doi, split_sentences
 
 METHODS = ("dense", "lexical", "hybrid")
-BM25_K1 = 1.5  # how quickly repeats of a word stop adding to its score
-BM25_B = 0.75  # how much a long text is penalised for its length
 RRF_K = 60  # reciprocal-rank fusion constant: 1 / (60 + rank) from each list
 QUERY_CACHE_SIZE = 4096  # query vectors remembered per session (1.5 KiB each)
-CANDIDATES = 30  # hits of each method that enter the fusion; deeper lists let many weak matches outvote a top hit
+FUSION_DEPTH = 30  # hits of each method that enter the fusion; deeper lists let many weak matches outvote a top hit
 # Lowest cosine for a hit to count as relevant in `answer`: on the course's abstracts + passages (all-MiniLM-L6-v2),
 # the best hit of the 10 off-topic queries in retrieval_queries.csv scored 0.11-0.31, of the 30 on-topic ones
 # 0.35-0.84 (short acronym queries such as "the COM-B model" lowest); 0.33 lies between.
 MIN_SCORE = 0.33
+ANSWER_TOKENS = 200  # the most an answer may be: 2 to 4 sentences with their citations
 QUERIES_CSV = Path(__file__).with_name("retrieval_queries.csv")
 # Columns of a record that search results show, in this order, when the records have them.
-RESULT_COLUMNS = ["source", "title", "year", "doi", "file", "page"]
-# What `answer` says, without asking the model, when no hit reaches the threshold.
+HIT_COLUMNS = ["source", "title", "year", "doi", "file", "page"]
+# What `answer` says, without asking the model, when no hit reaches the threshold, or none shares a word.
 NOTHING_FOUND = ("Nothing relevant found: the best match has cosine {best:.2f}, below the threshold "
                  "{min_score:.2f}. No answer was generated; rephrase the question or search other sources.")
-
-# Function words that carry no topic; kept short on purpose (no "system", "model", ...).
-STOP_WORDS = frozenset("""
-a about after all also an and any are as at be been but by can could did do does for from had has
-have how however if in into is it its may more most no not of on or our over such than that the
-their them then there these they this those through to under using was we were what when where
-which while who why will with within would
-""".split())
-# A token is a run of letters/digits, possibly joined by hyphens (h-index, COVID-19, Node2Vec).
-_TOKEN = re.compile(r"\w+(?:-\w+)*")
-_HYPHENS = str.maketrans({"\u2010": "-", "\u2011": "-"})  # typographic hyphens, as PDFs print them
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-case BM25 tokens, without stop words and single characters; a hyphenated name also gives its parts,
-    for a query that spells it apart: ``"The CD-index of SciBERT"`` -> ``["cd-index", "cd", "index", "scibert"]``."""
-    tokens = []
-    for match in _TOKEN.finditer(text.lower().translate(_HYPHENS)):
-        word = match.group()
-        parts = word.split("-")
-        for token in [word] + (parts if len(parts) > 1 else []):
-            if len(token) > 1 and token not in STOP_WORDS:
-                tokens.append(token)
-    return tokens
-
+NO_SHARED_WORD = ("Nothing relevant found: no record shares a word with the question. No answer was generated; "
+                  "rephrase the question or search with method='hybrid'.")
+SOURCE_WORDS = 150  # words of each source the model is given
 
 @dataclass(frozen=True, repr=False)
 class SearchIndex:
@@ -94,30 +72,6 @@ class SearchIndex:
 
 def _model_key(model) -> str:
     return model if isinstance(model, str) else model_info(model).key
-
-
-def bm25_weights(texts: list[str], k1: float = BM25_K1, b: float = BM25_B) -> tuple[sparse.csc_matrix, dict]:
-    """Okapi BM25 weight of every term in every text: ``(n_texts, n_terms)`` CSC matrix and the vocabulary.
-
-    weight = idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / mean length)),
-    idf = log(1 + (N - df + 0.5) / (df + 0.5)). A query's BM25 score for a text is
-    the sum of the weights of the query's terms in that text.
-    """
-    vectorizer = CountVectorizer(analyzer=tokenize)
-    try:
-        counts = vectorizer.fit_transform(texts).tocsr().astype(np.float32)
-    except ValueError:  # no text has a single token
-        return sparse.csc_matrix((len(texts), 0), dtype=np.float32), {}
-    n_texts = counts.shape[0]
-    lengths = np.asarray(counts.sum(axis=1)).ravel()
-    norm = k1 * (1 - b + b * lengths / max(lengths.mean(), 1e-9))
-    doc_freq = np.bincount(counts.indices, minlength=counts.shape[1])
-    idf = np.log1p((n_texts - doc_freq + 0.5) / (doc_freq + 0.5)).astype(np.float32)
-    rows = np.repeat(np.arange(n_texts), np.diff(counts.indptr))
-    tf = counts.data
-    counts.data = idf[counts.indices] * tf * (k1 + 1) / (tf + norm[rows])
-    vocabulary = {term: int(col) for term, col in vectorizer.vocabulary_.items()}
-    return counts.tocsc(), vocabulary
 
 
 def build_index(records: pd.DataFrame, text_column: str = "text", embeddings: np.ndarray | None = None,
@@ -149,14 +103,10 @@ def label_passages(passages: pd.DataFrame, corpus: pd.DataFrame) -> pd.DataFrame
     of their article (from the corpus record with that DOI, any case; NaN when there is none)."""
     require_columns(passages, ["file", "page", "text"], "passages", "pass the frame from split_passages")
     require_columns(corpus, ["doi", "title", "year"], "corpus", "pass the frame from load_corpus")
-    known = corpus.dropna(subset=["doi"]).assign(key=lambda f: f["doi"].str.lower()).drop_duplicates("key")
-    known = known.set_index("key")
     out = passages.drop(columns=[c for c in ("doi", "title", "year") if c in passages.columns])
-    doi = out["file"].map(doi_from_filename)
-    key = doi.str.lower()
-    out.insert(0, "doi", doi)
-    out.insert(0, "year", key.map(known["year"]).astype("Int64"))
-    out.insert(0, "title", key.map(known["title"]))
+    out = join_on_doi(out.assign(doi=out["file"].map(doi_from_filename)), corpus, ["title", "year"])
+    out = out[["title", "year", "doi", *passages.columns.drop(["doi", "title", "year"], errors="ignore")]]
+    out["year"] = out["year"].astype("Int64")
     return out.reset_index(drop=True)
 
 
@@ -203,14 +153,7 @@ def _query_vector(model, query: str) -> np.ndarray:
 
 def lexical_scores(index: SearchIndex, query: str) -> np.ndarray:
     """BM25 score ``(n,)`` of every record for the query (0 where no query term occurs)."""
-    scores = np.zeros(len(index.records), dtype=np.float32)
-    weights = index.term_weights
-    for term in set(tokenize(query)):
-        col = index.vocabulary.get(term)
-        if col is not None:
-            start, end = weights.indptr[col], weights.indptr[col + 1]
-            scores[weights.indices[start:end]] += weights.data[start:end]
-    return scores
+    return bm25_scores(index.term_weights, index.vocabulary, query)
 
 
 @functools.lru_cache(maxsize=1)
@@ -243,7 +186,7 @@ def search(index: SearchIndex, query: str, k: int = 10, method: str = "hybrid") 
     """The ``k`` records that best match ``query``, best first (lexical: only records sharing a word, maybe fewer).
 
     ``method``: "dense" (cosine), "lexical" (BM25) or "hybrid" (sum of 1 / (60 + rank) over the top
-    ``max(k, CANDIDATES)`` of each). Columns: ``rank``, ``score`` (the method's), ``dense_rank``,
+    ``max(k, FUSION_DEPTH)`` of each). Columns: ``rank``, ``score`` (the method's), ``dense_rank``,
     ``dense_score`` (the cosine whatever the method: use it for thresholds), ``lexical_rank`` (<NA>: no
     query word occurs), ``lexical_score``, the record's title, year, doi, source, file, page where it has
     them, ``text`` and ``record`` (its row in ``index.records``).
@@ -257,7 +200,7 @@ def search(index: SearchIndex, query: str, k: int = 10, method: str = "hybrid") 
 def _search(index: SearchIndex, query: str, query_vector: np.ndarray, k: int, method: str) -> pd.DataFrame:
     cosines = dense_scores(index, query_vector)
     bm25 = lexical_scores(index, query)
-    n_candidates = max(k, CANDIDATES)
+    n_candidates = max(k, FUSION_DEPTH)
     if method == "dense":
         ids = _top(cosines, k)
         scores = cosines[ids]
@@ -287,7 +230,7 @@ def _search(index: SearchIndex, query: str, query_vector: np.ndarray, k: int, me
         "lexical_score": bm25[ids].astype(float),
     }
     records = index.records
-    for column in RESULT_COLUMNS:
+    for column in HIT_COLUMNS:
         if column in records.columns:
             columns[column] = records[column].array[ids]
     columns["text"] = records[index.text_column].array[ids]
@@ -335,7 +278,7 @@ def _targets(index: SearchIndex, queries: pd.DataFrame) -> list[np.ndarray]:
     return targets
 
 
-def target_ranks(index: SearchIndex, queries: pd.DataFrame, methods=METHODS, depth: int = CANDIDATES) -> pd.DataFrame:
+def target_ranks(index: SearchIndex, queries: pd.DataFrame, methods=METHODS, depth: int = FUSION_DEPTH) -> pd.DataFrame:
     """``queries`` (``query``, and ``doi`` or ``title`` of the answer) with the answer's rank under each method.
 
     A rank is <NA> when the answer is not in the top ``depth``. Queries without an answer (off-topic) or
@@ -385,8 +328,13 @@ def recall_at_k(index: SearchIndex, queries: pd.DataFrame, ks=(1, 10), methods=M
 # --------------------------------------------------------------------------- answers
 
 
-def format_sources(sources: pd.DataFrame, max_words: int = 150) -> str:
-    """Numbered sources for a prompt: ``[1] Title (year), p. 3: text``, each text cut to ``max_words``."""
+def _source_text(row) -> str:
+    """What the model is given of a source's text: its first ``SOURCE_WORDS`` words."""
+    return " ".join(str(getattr(row, "text", "")).split()[:SOURCE_WORDS])
+
+
+def format_sources(sources: pd.DataFrame) -> str:
+    """Numbered sources for a prompt: ``[1] Title (year), p. 3: text``, each text cut to ``SOURCE_WORDS`` words."""
     lines = []
     for row in sources.itertuples(index=False):
         title, file = getattr(row, "title", None), getattr(row, "file", None)
@@ -395,9 +343,8 @@ def format_sources(sources: pd.DataFrame, max_words: int = 150) -> str:
             where += f" ({year})"
         if pd.notna(page := getattr(row, "page", None)):
             where += f", p. {int(page)}"
-        words = str(getattr(row, "text", "")).split()
-        text = " ".join(words[:max_words]) + (" [...]" if len(words) > max_words else "")
-        lines.append(f"[{row.number}] {where}: {text}")
+        cut = len(str(getattr(row, "text", "")).split()) > SOURCE_WORDS
+        lines.append(f"[{row.number}] {where}: {_source_text(row)}{' [...]' if cut else ''}")
     return "\n\n".join(lines)
 
 
@@ -416,28 +363,80 @@ def _print_sources(sources: pd.DataFrame) -> None:
         print("  " + " ".join(bits))
 
 
+_CITATION = re.compile(r"\[(\d+(?:\s*[,;-]\s*\d+)*)\]")
+
+
+def cited_numbers(text: str) -> list[int]:
+    """The source numbers an answer cites, in order of first citation: ``"... [2][1, 3] ... [2]"`` -> ``[2, 1, 3]``
+    (``[1-3]`` counts as 1, 2, 3)."""
+    found = []
+    for group in _CITATION.findall(text or ""):
+        for part in re.split(r"\s*[,;]\s*", group):
+            low, _, high = part.partition("-")
+            found += range(int(low), int(high or low) + 1) if int(high or low) - int(low) < 20 else [int(low)]
+    return list(dict.fromkeys(found))
+
+
+def extractive_answer(sources: pd.DataFrame, question: str, model=DEFAULT_EMBEDDER, n_sentences: int = 3) -> str:
+    """An answer made of the sources' own sentences: the ``n_sentences`` most similar to ``question`` (cosine of
+    ``model``'s embeddings), each followed by its source's ``[n]`` and kept only where it occurs word for word in
+    the text the model was given (``format_sources``' cut)."""
+    candidates = [(row.number, sentence) for row in sources.itertuples(index=False)
+                  for sentence in split_sentences(_source_text(row), min_words=5)]
+    candidates = [(n, s) for n, s in candidates if s in _source_text(sources.loc[sources["number"] == n].iloc[0])]
+    if not candidates:
+        return RAG_CANNOT_ANSWER
+    similarity = embed_texts([s for _, s in candidates], model, cache=False) @ embed_texts([question], model, cache=False)[0]
+    best = sorted(np.argsort(-similarity, kind="stable")[:n_sentences])  # in the sources' order
+    return " ".join(f"{candidates[i][1]} [{candidates[i][0]}]" for i in best)
+
+
 def answer(index: SearchIndex, question: str, generator=None, k: int = 4, min_score: float = MIN_SCORE,
-           method: str = "hybrid", max_new_tokens: int = 200, system: str = prompts.RAG_SYSTEM,
-           user: str = prompts.RAG_USER, verbose: bool = True) -> dict:
+           method: str = "hybrid", prompt: ChatPrompt = RAG_PROMPT, verbose: bool = True) -> dict:
     """Answer ``question`` from the ``k`` best records of ``index``, citing them as [1], [2], ...
 
-    Hits with a cosine below ``min_score`` are dropped; when none is left the model is not asked and the
-    answer says so. Otherwise the numbered sources and the question fill the ``user`` template, and
-    ``generate`` writes the answer (greedy, cached). Prints both; returns ``{"question", "answer",
-    "sources"`` (the hits, numbered), ``"relevant"`` (False when nothing passed the threshold)``}``.
+    Hits with a cosine below ``min_score`` are dropped; when none is left the model is not asked and the answer
+    says so. Otherwise the numbered sources and the question fill ``prompt`` and ``generate`` writes the answer
+    (greedy, cached). The ``[n]`` it cites are checked against the sources; when it cites none that exists,
+    the answer is ``extractive_answer``'s instead (the sources' own sentences, each with its number).
+    Prints the answer, which kind it is and the sources; returns ``{"question", "answer", "kind"``
+    ("generated", "extractive", "refused" or "nothing relevant"), ``"citations"`` (the valid numbers cited),
+    ``"generated"`` (the model's text, or None), ``"sources"`` (the hits, numbered), ``"relevant"``}``.
     """
+    prompt.require("sources", "question")
     hits = search(index, question, k=k, method=method)
     sources = hits[hits["dense_score"] >= min_score].reset_index(drop=True)
     sources.insert(0, "number", np.arange(1, len(sources) + 1))
-    relevant = not sources.empty
-    if relevant:
-        chat = generation.make_messages(user.format(sources=format_sources(sources), question=question.strip()), system)
-        text = generation.generate([chat], generator, max_new_tokens=max_new_tokens)[0]
+    generated, citations = None, []
+    if sources.empty:
+        kind = "nothing relevant"
+        text = (NOTHING_FOUND.format(best=hits["dense_score"].max(), min_score=min_score) if len(hits)
+                else NO_SHARED_WORD)
     else:
-        text = NOTHING_FOUND.format(best=hits["dense_score"].max(), min_score=min_score)
+        chat = prompt.messages(sources=format_sources(sources), question=question.strip())
+        generated = generation.generate([chat], generator, max_new_tokens=ANSWER_TOKENS)[0]
+        citations = [n for n in cited_numbers(generated) if 1 <= n <= len(sources)]
+        if citations or RAG_CANNOT_ANSWER in generated:
+            kind, text = ("generated" if citations else "refused"), generated
+        else:
+            kind, text = "extractive", extractive_answer(sources, question, index.model)
+            citations = cited_numbers(text)
     if verbose:
-        print(f"Question: {question.strip()}\n\nAnswer: {text}")
-        if relevant:
-            print("\nSources:")
-            _print_sources(sources)
-    return {"question": question, "answer": text, "sources": sources, "relevant": relevant}
+        _print_answer(question, text, kind, generated, citations, sources)
+    return {"question": question, "answer": text, "kind": kind, "citations": citations, "generated": generated,
+            "sources": sources, "relevant": not sources.empty}
+
+
+def _print_answer(question, text, kind, generated, citations, sources) -> None:
+    cited = ", ".join(f"[{n}]" for n in citations) or "none"
+    heading = {"generated": f"written by the model; citations: {cited}",
+               "refused": "the model found no answer in the sources; citations: none",
+               "extractive": f"extractive: the model cited no source, so these are the sources' own sentences most "
+                             f"similar to the question, each found in its source; citations: {cited}",
+               "nothing relevant": "no source passed the threshold: the model was not asked"}[kind]
+    print(f"Question: {question.strip()}\n\nAnswer ({heading}):\n{text}")
+    if kind == "extractive":
+        print(f"\n(The model wrote, without citing: {' '.join(generated.split())[:300]})")
+    if not sources.empty:
+        print("\nSources:")
+        _print_sources(sources)

@@ -72,3 +72,16 @@ def keyword_frame():
     labels = np.array([0] * 10 + [1] * 10 + [2] * 2)
     text = ["reviewers judge manuscripts"] * 10 + ["papers cite papers"] * 10 + ["gender gaps in grants"] * 2
     return pd.DataFrame({"keywords": kws, "text": text, "title": [f"t{i}" for i in range(22)]}), labels
+
+
+@pytest.fixture
+def clustered_titles():
+    """``{cluster id: [titles]}`` -> (a frame with a ``title`` column, its cluster ids): label_clusters' input."""
+    import numpy as np
+    import pandas as pd
+
+    def frame(titles_by_cluster: dict):
+        pairs = [(c, t) for c, titles in titles_by_cluster.items() for t in titles]
+        return pd.DataFrame({"title": [t for _, t in pairs]}), np.array([c for c, _ in pairs])
+
+    return frame

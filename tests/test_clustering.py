@@ -10,6 +10,7 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from helpers import clustering as cl
+from helpers import plots
 
 N_CENTERS = 4
 FAST_UMAP = dict(n_epochs=200)
@@ -146,19 +147,19 @@ def test_export_frame_joins_keywords(keyword_frame):
 def test_plots_have_one_point_per_record(reduced, blobs):
     labels = hdbscan_labels(reduced)
     coords = reduced[:, :2]
-    fig = cl.plot_clusters(coords, labels)
+    fig = plots.plot_clusters(coords, labels)
     assert sum(len(c.get_offsets()) for c in fig.axes[0].collections) == len(coords)
 
     df = pd.DataFrame({"title": [f"paper {i}" for i in range(len(coords))], "year": 2020})
-    ifig = cl.plot_clusters_interactive(coords, labels, df)
+    ifig = plots.plot_clusters_interactive(coords, labels, df)
     assert sum(len(t.x) for t in ifig.data) == len(coords)
     assert "year: 2020" in ifig.data[0].text[0]
 
 
 def test_plot_saves_to_path(tmp_path, reduced):
     labels = hdbscan_labels(reduced)
-    cl.plot_clusters(reduced[:, :2], labels, path=tmp_path / "c.png")
-    cl.plot_clusters_interactive(reduced[:, :2], labels, pd.DataFrame({"title": ["x"] * len(labels)}),
+    plots.plot_clusters(reduced[:, :2], labels, path=tmp_path / "c.png")
+    plots.plot_clusters_interactive(reduced[:, :2], labels, pd.DataFrame({"title": ["x"] * len(labels)}),
                                  path=tmp_path / "c.html")
     assert (tmp_path / "c.png").stat().st_size > 0
     assert (tmp_path / "c.html").stat().st_size > 0
@@ -194,7 +195,7 @@ def test_cached_fit_transform_shares_the_cache_of_a_umap_built_by_hand(blobs, tm
 def test_cluster_colours_are_never_grey():
     import matplotlib.colors as mcolors
 
-    colours = cl._colours(range(-1, 18))
+    colours = plots._colours(range(-1, 18))
     for label, colour in colours.items():
         r, g, b = mcolors.to_rgb(colour)
         assert (label == -1) == (r == g == b), (label, colour)

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from helpers.endpoint import Endpoint, Failure
-from helpers.extraction import ask_articles
+from helpers.extraction import EvidenceSettings, ask_articles
 from helpers.generation import generate, make_messages
-from helpers.labels import label_clusters
+from helpers.llm_labels import label_clusters
 
 
 class StubServer:
@@ -131,14 +131,14 @@ def test_429_and_5xx_are_retried_with_backoff_then_answered():
     assert len(stub.requests) == 6  # three attempts each
 
 
-def test_a_500_becomes_a_marked_row_with_the_reason(capsys):
+def test_a_500_becomes_a_marked_row_with_the_reason(capsys, clustered_titles):
     def script(body, attempt):
         text = body["messages"][-1]["content"]
         return (500, 0, {"error": "model overloaded"}) if "Citation" in text else (200, 0, "gender; careers; mentoring")
 
     titles = {0: ["Women in science", "Women deans"], 1: ["Citation counts", "Citation drift"]}
     with StubServer(script) as stub:
-        table = label_clusters(titles, _endpoint(stub.url, retries=1), n_titles=2)
+        table = label_clusters(*clustered_titles(titles), _endpoint(stub.url, retries=1))
         assert len(stub.requests) == 3  # cluster 1: tried twice
     assert table["cluster"].tolist() == [0, 1]  # no record lost
     assert table.loc[0, "parsed"] and pd.isna(table.loc[0, "error"])
@@ -163,10 +163,10 @@ def test_a_slow_server_times_out_within_the_bound():
     assert elapsed < 2.5  # 2 attempts x 0.5 s, concurrently; not the server's 3 s
 
 
-def test_a_server_that_is_down_gives_marked_rows():
+def test_a_server_that_is_down_gives_marked_rows(clustered_titles):
     with StubServer(lambda body, attempt: (200, 0, "")) as stub:
         url = stub.url  # a port that was just freed: nothing listens there now
-    table = label_clusters({0: ["A title"], 1: ["Another title"]}, _endpoint(url, retries=1))
+    table = label_clusters(*clustered_titles({0: ["A title"], 1: ["Another title"]}), _endpoint(url, retries=1))
     assert table["error"].str.contains("cannot reach").all()
     assert table["label"].str.startswith("FAILED: cannot reach").all()
 
@@ -203,8 +203,9 @@ def test_ask_articles_marks_failed_rows_and_keeps_the_retrieval(tmp_path):
     doc.save(folder / "paper.pdf")
     doc.close()
     with StubServer(lambda body, attempt: (502, 0, {"error": "bad gateway"})) as stub:
-        results = ask_articles(folder, "bibliometric", generator=_endpoint(stub.url, retries=0), max_words=40)
+        results = ask_articles(folder, "bibliometric", generator=_endpoint(stub.url, retries=0),
+                               settings=EvidenceSettings(passage_words=40))
     row = results.iloc[0]
     assert row["status"] == "failed" and "HTTP 502" in row["reason"]
     assert row["answer"] is None and row["combined"] is None
-    assert row["evidence_score"] > 0.3 and row["evidence"]  # retrieval did its part
+    assert row["evidence_score"] > 0.3 and row["quote"]  # retrieval did its part

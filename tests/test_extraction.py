@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import prompts
+from helpers.evaluation import ABSTRACT_ANNOTATIONS, evaluate, keyword_rule, load_annotations
 from helpers.extraction import (
-    ABSTRACT_LABELS, ANSWERS, MIN_PER_CLASS, ask_articles, build_prompts, combine, course_judge,
-    drop_references, evaluate, find_evidence, fit_judge, keyword_rule, lexical_candidates, load_labels,
-    rank_passages, verify_quotes, wilson_interval,
+    ANSWERS, MIN_PER_CLASS, EvidenceSettings, ask_articles, build_prompts, combine, course_judge, drop_references,
+    find_evidence, fit_judge, lexical_candidates, rank_passages, verify_quotes,
 )
+from helpers.prompts import EXTRACTION_PROMPT, QUESTIONS, ChatPrompt, Question
 
 try:
     import pymupdf
@@ -49,8 +49,11 @@ def pdf_folder(tmp_path):
     return folder
 
 
-def _toy_judge(weight=0.0):
-    """A judge fitted on vectors of two toy sentences per answer (fast, no course data)."""
+SMALL = EvidenceSettings(k=2, passage_words=40)
+
+
+def _toy_judge(weight=0.0, settings=SMALL):
+    """A judge fitted on vectors of toy sentences, four per answer (fast, no course data), for ``settings``."""
     from helpers.embeddings import embed_texts
 
     texts = ["We counted citations of 5000 Scopus papers.", "We analysed co-authorship in Web of Science.",
@@ -59,11 +62,13 @@ def _toy_judge(weight=0.0):
              "A survey of students about their classes.", "We ran a laboratory experiment on memory."]
     truth = np.array([True] * 4 + [False] * 4)
     evidence = pd.DataFrame({"vector": list(embed_texts(texts)), "evidence_score": np.linspace(0.6, 0.1, 8)})
-    return dataclasses.replace(fit_judge(evidence, truth, "bibliometric"), llm_weight=weight)
+    judge = fit_judge(evidence, truth, question=QUESTIONS["bibliometric"], settings=settings, prompt=EXTRACTION_PROMPT,
+                      model=None)
+    return dataclasses.replace(judge, llm_weight=weight)
 
 
 def test_ask_articles_one_row_per_pdf_and_verified_quote(pdf_folder, generator):
-    results = ask_articles(pdf_folder, "bibliometric", generator=generator, judge=_toy_judge(), k=2, max_words=40)
+    results = ask_articles(pdf_folder, "bibliometric", generator=generator, judge=_toy_judge())
     assert sorted(results["file"]) == ["corrupted.pdf", "empty.pdf", "good.pdf"]
     rows = results.set_index("file")
     for bad in ("corrupted.pdf", "empty.pdf"):
@@ -77,13 +82,13 @@ def test_ask_articles_one_row_per_pdf_and_verified_quote(pdf_folder, generator):
     assert good["combined"] == "TRUE" and good["p_combined"] > 0.5  # weight 0: the evidence decides
     assert good["p_combined"] == pytest.approx(good["p_evidence"])
     assert good["verified"] and good["page"] == 2  # the most relevant sentence is on the methods page
-    assert "bibliometric" in good["evidence"].lower()
+    assert "bibliometric" in good["quote"].lower()
     assert -1 <= good["evidence_score"] <= 1 and good["note"] == ""
 
 
 def test_over_long_evidence_is_cut_with_a_note(pdf_folder, generator):
-    results = ask_articles(pdf_folder / "good.pdf", "bibliometric", generator=generator, judge=_toy_judge(),
-                           k=2, max_words=40, max_evidence_words=15)
+    results = ask_articles(pdf_folder / "good.pdf", "bibliometric", generator=generator,
+                           judge=_toy_judge(settings=dataclasses.replace(SMALL, evidence_words=15)))
     assert len(results) == 1
     assert "cut to 15 words" in results.loc[0, "note"]
 
@@ -99,15 +104,48 @@ def test_image_only_pdf_is_unreadable(tmp_path, generator):
     assert "no text" in results.loc[0, "reason"] and "not found" in results.loc[1, "reason"]
 
 
-def test_own_question_needs_a_definition_and_enough_labels(pdf_folder, generator):
+def test_own_question_needs_a_definition_and_enough_annotations(pdf_folder, generator):
     with pytest.raises(ValueError, match="definition"):
         ask_articles(pdf_folder, "Does the article use surveys?")
+    with pytest.raises(ValueError, match="definition"):
+        Question("surveys", "Does the article use surveys?", "")
     with pytest.raises(ValueError, match="quote"):
         ask_articles(pdf_folder, "bibliometric", quote="best")
-    labels = pd.DataFrame({"file": ["good.pdf"], "label": ["TRUE"]})
-    with pytest.raises(ValueError, match="too few labels"):
-        ask_articles(pdf_folder, "Does it count citations?", definition="Counting citations of papers.",
-                     generator=generator, labels=labels)
+    annotations = pd.DataFrame({"file": ["good.pdf"], "label": ["TRUE"]})
+    own = Question("citations", "Does it count citations?", "Counting citations of papers.")
+    with pytest.raises(ValueError, match="too few annotations"):
+        ask_articles(pdf_folder, own, generator=generator, annotations=annotations)
+
+
+def test_a_judge_refuses_what_it_was_not_fitted_for(pdf_folder, generator, capsys):
+    judge = _toy_judge()
+    assert judge.settings == SMALL and judge.question == QUESTIONS["bibliometric"] and judge.prompt == EXTRACTION_PROMPT
+    with pytest.raises(ValueError, match=r"evidence settings .*k=2.*k=5") as error:
+        ask_articles(pdf_folder, "bibliometric", generator=generator, judge=judge,
+                     settings=dataclasses.replace(SMALL, k=5))
+    assert "course_judge" in str(error.value)  # says how to get a judge that fits
+    with pytest.raises(ValueError, match="the prompt"):
+        ask_articles(pdf_folder, "bibliometric", generator=generator, judge=judge,
+                     prompt=ChatPrompt("Be brief.", EXTRACTION_PROMPT.user))
+    with pytest.raises(ValueError, match="question"):
+        ask_articles(pdf_folder, "knowledge_graph", generator=generator, judge=judge)
+    knowing = dataclasses.replace(judge, model="some/other-model", llm_weight=1.0)
+    with pytest.raises(ValueError, match="the model"):
+        ask_articles(pdf_folder, "bibliometric", generator=generator, judge=knowing)
+    # Without a judge nothing is fitted behind the learner's back: the model's answer, and a line that says so.
+    results = ask_articles(pdf_folder, "bibliometric", generator=generator, settings=SMALL)
+    assert "No judge" in capsys.readouterr().out
+    good = results.set_index("file").loc["good.pdf"]
+    assert good["combined"] == good["answer"].replace("UNCLEAR", "FALSE") and pd.isna(good["p_evidence"])
+
+
+def test_stage_functions_take_few_parameters():
+    import inspect
+
+    from helpers.llm_labels import label_clusters
+
+    for function in (ask_articles, label_clusters):
+        assert len(inspect.signature(function).parameters) <= 8, function.__name__
 
 
 # --------------------------------------------------------------------------- the steps one by one
@@ -140,7 +178,7 @@ def test_rank_passages_top_k_per_file():
                  "We built a knowledge graph of papers, authors and concepts linked by typed relations.",
                  "Our survey asked 200 teachers about their classes.", "Knowledge graphs of scholarly data."],
     })
-    ranked = rank_passages(passages, prompts.EXTRACTION_QUESTIONS["knowledge_graph"]["definition"], k=2)
+    ranked = rank_passages(passages, QUESTIONS["knowledge_graph"].definition, k=2)
     assert ranked.groupby("file").size().to_dict() == {"a.pdf": 2, "b.pdf": 2}
     best = ranked[ranked["rank"] == 1].set_index("file")
     assert best.at["a.pdf", "page"] == 3 and best.at["b.pdf", "text"].startswith("Knowledge graphs")
@@ -149,8 +187,8 @@ def test_rank_passages_top_k_per_file():
 
 def test_steps_evidence_prompt_and_quote():
     pages = pd.DataFrame({"file": "a.pdf", "page": [1, 2], "text": GOOD_TEXT})
-    definition = prompts.EXTRACTION_QUESTIONS["bibliometric"]["definition"]
-    evidence = find_evidence(pages, definition, k=2, max_words=40)
+    definition = QUESTIONS["bibliometric"].definition
+    evidence = find_evidence(pages, "bibliometric", SMALL)
     row = evidence.iloc[0]
     assert row["page"] == 2 and "bibliometric analysis" in row["quote"]
     assert row["evidence"].startswith("- [page ") and row["vector"].shape == (384,)
@@ -159,7 +197,7 @@ def test_steps_evidence_prompt_and_quote():
     assert [m["role"] for m in chat] == ["system", "user"]
     assert definition in chat[1]["content"] and row["evidence"] in chat[1]["content"]
     with pytest.raises(ValueError, match="slot"):
-        build_prompts(evidence, "bibliometric", user="no slots here")
+        build_prompts(evidence, "bibliometric", ChatPrompt(None, "no slots here"))
     quotes = pd.DataFrame({"file": ["a.pdf", "a.pdf"], "page": [1, 1],
                            "quote": [row["quote"], "We analysed ten million patents with a knowledge graph."]})
     checked = verify_quotes(quotes, pages)
@@ -184,42 +222,26 @@ def test_fit_judge_learns_and_ignores_a_model_at_chance():
                              "evidence_score": np.where(truth, 0.5, 0.2) + rng.uniform(-0.05, 0.05, 40)})
     noise = rng.uniform(0.2, 0.8, size=40)
     at_chance = pd.DataFrame({"TRUE": noise, "FALSE": 1 - noise})
-    judge = fit_judge(evidence, truth, "q", at_chance)
+    setup = dict(question=QUESTIONS["bibliometric"], settings=EvidenceSettings(), prompt=EXTRACTION_PROMPT, model="m")
+    judge = fit_judge(evidence, truth, at_chance, **setup)
     assert judge.llm_weight == 0.0 and judge.n_tuning == 40 and judge.n_true == 20
     assert 0.25 < judge.threshold < 0.45  # between the two groups of evidence scores
     assert ((judge.p_evidence(evidence) >= 0.5) == truth).mean() >= 0.9
     # Evidence that says nothing and a model that knows: the model earns a weight.
     blank = pd.DataFrame({"vector": list(rng.normal(size=(40, 8))), "evidence_score": 0.3})
     knowing = pd.DataFrame({"TRUE": np.where(truth, 0.9, 0.1), "FALSE": np.where(truth, 0.1, 0.9)})
-    assert fit_judge(blank, truth, "q", knowing).llm_weight > 0
+    assert fit_judge(blank, truth, knowing, **setup).llm_weight > 0
+    assert fit_judge(blank, truth, None, **setup).model is None  # no choices weighed: no model recorded
     with pytest.raises(ValueError, match=f"at least {MIN_PER_CLASS} of each"):
-        fit_judge(evidence.head(22), truth[:22], "q")  # 20 TRUE, only 2 FALSE
-
-
-def test_wilson_interval_and_evaluate():
-    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
-    assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
-    truth = [True, True, False, False, False]
-    table = evaluate({"perfect": truth, "always TRUE": [True] * 5}, truth).set_index("method")
-    assert table.at["perfect", "accuracy"] == 1.0 and table.at["perfect", "false_positives"] == 0
-    assert table.at["always TRUE", "accuracy"] == 0.4 and table.at["always TRUE", "false_positives"] == 3
-    base = table.loc["base rate (always the majority answer)"]
-    assert base["accuracy"] == 0.6 and base["n"] == 5 and base["n_true"] == 2
-    assert table["ci_low"].le(table["accuracy"]).all() and table["ci_high"].ge(table["accuracy"]).all()
-
-
-def test_keyword_rule():
-    keywords = [["bibliometric analysis", "scopus"], [], None, ["citation analysis"], ["knowledge graphs"]]
-    assert keyword_rule(keywords, "bibliometric").tolist() == [True, False, False, True, False]
-    assert keyword_rule(keywords, "knowledge_graph").tolist() == [False, False, False, False, True]
+        fit_judge(evidence.head(22), truth[:22], **setup)  # 20 TRUE, only 2 FALSE
 
 
 # --------------------------------------------------------------------------- the labelled sets and their split
 
 
 def test_labelled_sets_are_valid_and_the_split_is_the_documented_one(data_dir, course_corpus):
-    labels = load_labels(course_corpus)
-    assert set(labels["question_id"]) == set(prompts.EXTRACTION_QUESTIONS)
+    labels = load_annotations(course_corpus)
+    assert set(labels["question_id"]) == set(QUESTIONS)
     assert not labels.duplicated(["file", "question_id"]).any()
     assert (labels["note"].str.len() > 10).all()  # every judgement says why
     pdfs = labels[labels["source"] == "pdf"]
@@ -231,7 +253,7 @@ def test_labelled_sets_are_valid_and_the_split_is_the_documented_one(data_dir, c
     pdf_dois = {f[len("paper_"):-len(".pdf")].replace("_", "/", 1).lower() for f in pdfs["file"]}
     assert not pdf_dois & set(abstracts["file"].str.lower())  # no article in both sets
     # The split column is what the documented, seeded procedure gives.
-    wide = pd.read_csv(ABSTRACT_LABELS, dtype=str, keep_default_na=False)
+    wide = pd.read_csv(ABSTRACT_ANNOTATIONS, dtype=str, keep_default_na=False)
     rng, expected = np.random.default_rng(13), pd.Series("", index=wide.index)
     for _, group in wide.groupby(["stratum", "bibliometric"], sort=True):
         order = rng.permutation(group.index.to_numpy())
@@ -240,32 +262,33 @@ def test_labelled_sets_are_valid_and_the_split_is_the_documented_one(data_dir, c
     assert (wide["split"] == expected).all()
 
 
-def test_course_judge_learns_from_the_tuning_part_only(data_dir, course_corpus, monkeypatch):
+def test_course_judge_learns_from_the_tuning_part_only(data_dir, course_corpus, monkeypatch, capsys):
     from helpers import extraction
 
-    real = extraction.load_labels(course_corpus)
+    real = load_annotations(course_corpus)
     fitted = course_judge("bibliometric", generator=False)
+    assert "Fitting the judge of 'bibliometric'" in capsys.readouterr().out  # never silently
     flipped_test = real.assign(label=np.where((real["split"] == "test") & (real["label"] == "TRUE"), "FALSE",
                                               np.where(real["split"] == "test", "TRUE", real["label"])))
-    monkeypatch.setattr(extraction, "load_labels", lambda corpus=None: flipped_test)
+    monkeypatch.setattr(extraction, "load_annotations", lambda corpus=None: flipped_test)
     same = course_judge("bibliometric", generator=False)
     assert np.array_equal(fitted.classifier.coef_, same.classifier.coef_)  # test labels changed nothing
     tuning = real[(real["split"] == "tuning") & (real["question_id"] == "bibliometric")]
     flipped_tuning = real.assign(label=np.where(real["file"].isin(tuning["file"].head(10)) &
                                                 (real["question_id"] == "bibliometric"), "TRUE", real["label"]))
-    monkeypatch.setattr(extraction, "load_labels", lambda corpus=None: flipped_tuning)
+    monkeypatch.setattr(extraction, "load_annotations", lambda corpus=None: flipped_tuning)
     assert not np.array_equal(fitted.classifier.coef_, course_judge("bibliometric", generator=False).classifier.coef_)
-    assert fitted.n_tuning == len(tuning)
+    assert fitted.n_tuning == len(tuning) and fitted.model is None and fitted.settings == EvidenceSettings()
 
 
 def test_the_classifier_beats_the_keyword_rule_on_the_held_out_abstracts(data_dir, course_corpus):
     from helpers.extraction import abstract_pages
 
-    labels = load_labels(course_corpus)
+    labels = load_annotations(course_corpus)
     test = labels[(labels["source"] == "abstract") & (labels["split"] == "test")
                   & (labels["question_id"] == "bibliometric")].reset_index(drop=True)
     judge = course_judge("bibliometric", generator=False)
-    evidence = find_evidence(abstract_pages(test), prompts.EXTRACTION_QUESTIONS["bibliometric"]["definition"])
+    evidence = find_evidence(abstract_pages(test), "bibliometric", judge.settings)
     assert sorted(evidence["file"]) == sorted(test["file"])  # every record has evidence
     test = test.set_index("file").loc[evidence["file"]]
     truth = test["label"] == "TRUE"
@@ -308,13 +331,12 @@ def test_unparseable_answer_and_unverified_quote_are_flagged(pdf_folder, monkeyp
         monkeypatch.setenv("SCISCI_CACHE", str(tmp_path / "cache"))
         monkeypatch.setenv("SCISCI_LLM_BASE_URL", f"http://127.0.0.1:{httpd.server_address[1]}/v1")
         monkeypatch.setenv("SCISCI_LLM_MODEL", "fake/model")
-        results = ask_articles(pdf_folder / "good.pdf", "bibliometric", quote="model", max_words=40,
-                               judge=_toy_judge(weight=1.0))
+        results = ask_articles(pdf_folder / "good.pdf", "bibliometric", quote="model", judge=_toy_judge(weight=1.0))
     finally:
         httpd.shutdown()
         httpd.server_close()
     row = results.iloc[0]
     assert row["answer"] == "UNPARSEABLE"  # never guessed as FALSE
     assert row["combined"] == "TRUE" and row["p_combined"] == pytest.approx(row["p_evidence"])  # evidence alone
-    assert row["evidence"] == "We analysed ten million patents with a knowledge graph."
+    assert row["quote"] == "We analysed ten million patents with a knowledge graph."
     assert not row["verified"] and "not found" in row["note"]

@@ -8,7 +8,7 @@ import pytest
 
 from helpers import generation
 from helpers.generation import chat_prompts, generate, make_messages, score_choices
-from helpers.labels import label_clusters, parse_themes, sample_titles, theme_candidates
+from helpers.llm_labels import LabelSettings, label_clusters
 
 
 def test_messages_and_chat_prompts(generator):
@@ -246,7 +246,7 @@ def test_endpoint_score_choices_parses_the_generated_answer(endpoint_env):
 # --------------------------------------------------------------------------- labelling clusters
 
 
-def test_label_clusters_marks_unparseable_and_skips_noise(endpoint_env):
+def test_label_clusters_marks_unparseable_and_skips_noise(endpoint_env, clustered_titles):
     def reply(body):
         text = body["messages"][-1]["content"]
         return _completion("gender; careers; mentoring" if "Women" in text else "Sorry, I cannot help with that.")
@@ -255,7 +255,7 @@ def test_label_clusters_marks_unparseable_and_skips_noise(endpoint_env):
               1: ["Citation counts", "Impact factors", "h-index drift"]}
     with _FakeChatServer(reply) as server:
         endpoint_env(server.url)
-        table = label_clusters(titles, n_titles=2, seed=0)
+        table = label_clusters(*clustered_titles(titles), settings=LabelSettings(n_titles=2, seed=0))
     assert table["cluster"].tolist() == [0, 1]  # noise left out
     assert table.loc[0, "terms"] == ["gender", "careers", "mentoring"] and table.loc[0, "parsed"]
     assert table.loc[0, "label"] == "gender; careers; mentoring" and (table["method"] == "LLM").all()
@@ -268,10 +268,10 @@ def test_label_clusters_marks_unparseable_and_skips_noise(endpoint_env):
 
 
 def test_label_clusters_real_model_on_demo_corpus(generator, demo_corpus):
-    titles = demo_corpus.groupby("theme")["title"].apply(list).to_dict()
-    titles = {i: titles[k] for i, k in enumerate(sorted(titles))}
-    table = label_clusters(titles, generator, n_titles=6, seed=0)
-    assert len(table) == len(titles)
+    themes = sorted(demo_corpus["theme"].unique())
+    clusters = demo_corpus["theme"].map({k: i for i, k in enumerate(themes)}).to_numpy()
+    table = label_clusters(demo_corpus, clusters, generator, settings=LabelSettings(n_titles=6, seed=0))
+    assert len(table) == len(themes)
     for row in table.itertuples():
         assert row.answer  # the raw answer is always kept
         if row.parsed:

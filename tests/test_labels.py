@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from helpers import labels as lb
-from helpers.labels import parse_themes, sample_titles, theme_candidates
+from helpers.llm_labels import parse_themes, sample_titles, theme_candidates
 
 
 def test_keyword_only_in_cluster_tops_that_cluster(keyword_frame):
@@ -20,7 +20,7 @@ def test_keyword_only_in_cluster_tops_that_cluster(keyword_frame):
 def test_every_labeller_returns_one_row_per_cluster_in_one_shape(keyword_frame):
     df, labels = keyword_frame
     keywords = lb.keyword_labels(df, labels)
-    terms = lb.ctfidf_labels(df["text"], labels, top_n=3)
+    terms = lb.ctfidf_labels(df, labels, top_n=3)
     for table, method in [(keywords, "keywords"), (terms, "c-TF-IDF")]:
         assert list(table.columns[:4]) == lb.LABEL_COLUMNS
         assert table["cluster"].tolist() == [0, 1, 2] and (table["method"] == method).all()
@@ -28,7 +28,7 @@ def test_every_labeller_returns_one_row_per_cluster_in_one_shape(keyword_frame):
     assert keywords.loc[0, "terms"][0] == "peer review"
     # cluster 2 has no keywords: its label comes from c-TF-IDF, and says so
     assert keywords.loc[2, "source"] == "c-TF-IDF" and {"gender", "grants"} <= set(keywords.loc[2, "terms"])
-    assert keywords.loc[2, "label"] == "; ".join(lb.ctfidf_labels(df["text"], labels).loc[2, "terms"])
+    assert keywords.loc[2, "label"] == "; ".join(lb.ctfidf_labels(df, labels).loc[2, "terms"])
 
 
 def test_ctfidf_prefers_cluster_specific_words():
@@ -54,12 +54,12 @@ def test_compare_labels_puts_methods_side_by_side(keyword_frame):
 @pytest.mark.parametrize("func", [lb.keyword_labels, lb.keyword_scores])
 def test_mismatched_lengths_name_both(func, keyword_frame):
     df, labels = keyword_frame
-    with pytest.raises(ValueError, match=r"22 rows but labels has 21"):
+    with pytest.raises(ValueError, match=r"22 rows but clusters has 21"):
         func(df, labels[:-1])
 
 
 def test_ctfidf_mismatched_lengths():
-    with pytest.raises(ValueError, match=r"3 rows but labels has 2"):
+    with pytest.raises(ValueError, match=r"3 rows but clusters has 2"):
         lb.ctfidf_scores(["a b", "c d", "e f"], [0, 1])
 
 

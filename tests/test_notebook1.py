@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from helpers.cache import REPO_ROOT
-from helpers.embeddings import plot_similarity
+from helpers.plots import plot_similarity
 from helpers.models import PACKAGED_GENERATOR
 
 NOTEBOOK = REPO_ROOT / "1_pipelines.ipynb"

@@ -1,12 +1,15 @@
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from helpers import generation, retrieval
 from helpers.retrieval import (
-    METHODS, answer, bm25_weights, build_index, combine_indexes,
-    label_passages, load_queries, recall_at_k, search, target_ranks, tokenize,
+    METHODS, answer, build_index, cited_numbers, combine_indexes, label_passages, load_queries, recall_at_k, search,
+    target_ranks,
 )
+from helpers.text import bm25_weights, tokenize
 
 SEARCH_COLUMNS = ["rank", "score", "dense_rank", "dense_score", "lexical_rank", "lexical_score",
                   "title", "year", "doi", "text", "record"]
@@ -95,7 +98,7 @@ def test_hybrid_fuses_both_rankings(demo_index):
     query = "ComplEx knowledge graph embeddings for venue recommendation"
     hybrid = search(demo_index, query, k=5)
     for hit in hybrid.itertuples():
-        ranks = [r for r in (hit.dense_rank, hit.lexical_rank) if pd.notna(r) and r <= retrieval.CANDIDATES]
+        ranks = [r for r in (hit.dense_rank, hit.lexical_rank) if pd.notna(r) and r <= retrieval.FUSION_DEPTH]
         assert hit.score == pytest.approx(sum(1 / (60 + r) for r in ranks))
     assert hybrid.loc[0, "dense_rank"] <= 3 and hybrid.loc[0, "lexical_rank"] <= 3
 
@@ -120,8 +123,10 @@ def test_answer_below_threshold_says_nothing_relevant_without_the_model(demo_ind
     monkeypatch.setattr(generation, "generate", no_model)
     result = answer(demo_index, "best recipe for banana bread", k=3)
     assert result["relevant"] is False and result["sources"].empty
-    assert result["answer"].startswith("Nothing relevant found")
+    assert result["answer"].startswith("Nothing relevant found") and result["kind"] == "nothing relevant"
     assert "Nothing relevant found" in capsys.readouterr().out
+    lexical = answer(demo_index, "zzyzx qwertyuiop", k=3, method="lexical")  # no record shares a word
+    assert "no record shares a word" in lexical["answer"] and "nan" not in lexical["answer"]
 
 
 def test_answer_numbers_its_sources_and_asks_the_model(demo_index, monkeypatch, capsys):
@@ -135,6 +140,7 @@ def test_answer_numbers_its_sources_and_asks_the_model(demo_index, monkeypatch, 
     result = answer(demo_index, "How often do replications of psychology studies succeed?", k=3, min_score=0.2)
     sources = result["sources"]
     assert result["relevant"] is True and result["answer"] == "Replication rates are low [1]."
+    assert result["kind"] == "generated" and result["citations"] == [1]
     assert sources["number"].tolist() == list(range(1, len(sources) + 1)) and 1 <= len(sources) <= 3
     assert (sources["dense_score"] >= 0.2).all()
     (chat,) = seen["chats"]
@@ -144,14 +150,35 @@ def test_answer_numbers_its_sources_and_asks_the_model(demo_index, monkeypatch, 
         assert f"[{number}] {title}" in user
     printed = capsys.readouterr().out
     assert "Sources:" in printed and f"[1] {sources['title'].iloc[0][:60]}" in printed
+    assert "citations: [1]" in printed
+
+
+def test_cited_numbers():
+    assert cited_numbers("A [2]. B [1, 3][2]. C [4-5]. Not a citation: [a], (1).") == [2, 1, 3, 4, 5]
+    assert cited_numbers("no citations at all") == [] and cited_numbers(None) == []
+
+
+@pytest.mark.parametrize("written", ["Replication rates are low, as many studies show.",
+                                     "Replication rates are low [7]."])  # no citation, or one to no source
+def test_an_answer_that_cites_no_source_becomes_extractive(demo_index, monkeypatch, capsys, written):
+    monkeypatch.setattr(generation, "generate", lambda *args, **kwargs: [written])
+    result = answer(demo_index, "How often do replications of psychology studies succeed?", k=3, min_score=0.2)
+    assert result["kind"] == "extractive" and result["generated"] == written
+    sources = result["sources"].set_index("number")
+    assert result["citations"] and set(result["citations"]) <= set(sources.index)
+    # every sentence is its source's own, followed by that source's number
+    for sentence, number in re.findall(r"(.+?) \[(\d+)\](?: |$)", result["answer"]):
+        assert sentence.strip() in " ".join(sources.at[int(number), "text"].split())
+    printed = capsys.readouterr().out
+    assert "extractive" in printed and "citations: [" in printed and written[:30] in printed
 
 
 def test_answer_with_the_real_model(demo_index, generator, tmp_path, monkeypatch):
     monkeypatch.setenv("SCISCI_CACHE", str(tmp_path))  # a fresh generation cache: the model really runs
-    result = answer(demo_index, "What share of psychology findings replicate?", generator=generator,
-                    k=2, max_new_tokens=12, verbose=False)
-    assert result["relevant"] is True
-    assert isinstance(result["answer"], str) and result["answer"].strip()
+    result = answer(demo_index, "What share of psychology findings replicate?", generator=generator, k=2,
+                    verbose=False)
+    assert result["relevant"] is True and result["kind"] in ("generated", "extractive", "refused")
+    assert isinstance(result["answer"], str) and result["answer"].strip() and result["generated"].strip()
     assert len(list((tmp_path / "generations").glob("*.json"))) == 1
 
 

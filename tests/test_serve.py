@@ -18,9 +18,9 @@ pytest.importorskip("uvicorn", reason="transformers serve needs its serving extr
 from helpers import prompts  # noqa: E402
 from helpers.cache import cache_dir  # noqa: E402
 from helpers.endpoint import Endpoint  # noqa: E402
-from helpers.extraction import ANSWERS, UNPARSEABLE, ask_articles  # noqa: E402
+from helpers.extraction import ANSWERS, UNPARSEABLE, EvidenceSettings, ask_articles  # noqa: E402
 from helpers.generation import _first_choice_in, generate  # noqa: E402
-from helpers.labels import label_clusters  # noqa: E402
+from helpers.llm_labels import LabelSettings, label_clusters  # noqa: E402
 from scale.serve import packaged_model_folder, transformers_server  # noqa: E402
 
 
@@ -35,10 +35,12 @@ def served(generator, tmp_path_factory):
 
 
 def test_label_clusters_through_the_server_equal_the_local_pipeline(served, generator, demo_corpus):
-    titles = demo_corpus.groupby("theme")["title"].apply(list).to_dict()
-    titles = {i: titles[k] for i, k in enumerate(sorted(titles)[:3])}
-    local = label_clusters(titles, generator, n_titles=5, seed=0, cache=False)
-    remote = label_clusters(titles, served, n_titles=5, seed=0, cache=False)
+    themes = sorted(demo_corpus["theme"].unique())[:3]
+    records = demo_corpus[demo_corpus["theme"].isin(themes)].reset_index(drop=True)
+    clusters = records["theme"].map({k: i for i, k in enumerate(themes)}).to_numpy()
+    settings = LabelSettings(n_titles=5, seed=0)
+    local = label_clusters(records, clusters, generator, settings=settings, cache=False)
+    remote = label_clusters(records, clusters, served, settings=settings, cache=False)
     # Same chats, greedy decoding, the course's repetition penalty (sent as frequency_penalty = 0.2, which
     # transformers serve turns into repetition_penalty = 1.2): the same text, token for token.
     assert remote["error"].isna().all()
@@ -73,11 +75,10 @@ def test_ask_articles_through_the_server(served, generator, demo_corpus, tmp_pat
     folder = _pdfs_from_demo_records(demo_corpus, tmp_path / "pdfs")
     # Asked as one's own question (the course's wording): no course judge, whose fitting would send the
     # 87 tuning abstracts through the server too; this test is about the two answers.
-    course = prompts.EXTRACTION_QUESTIONS["bibliometric"]
-    ask = dict(question=course["question"], definition=course["definition"], max_words=60)
+    ask = dict(question=prompts.QUESTIONS["bibliometric"], settings=EvidenceSettings(passage_words=60))
     remote = ask_articles(folder, generator=served, **ask)
-    local = ask_articles(folder, generator=generator, cache=False, **ask)
-    same = ["file", "question", "status", "evidence_score", "evidence", "page", "verified"]
+    local = ask_articles(folder, generator=generator, **ask)
+    same = ["file", "question", "status", "evidence_score", "quote", "page", "verified"]
     pd.testing.assert_frame_equal(remote[same], local[same])
     assert (remote["status"] == "ok").all() and len(remote) == 2
 

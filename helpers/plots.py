@@ -1,0 +1,142 @@
+"""Every figure of the course, in one place: plain functions that take a result first and only draw.
+
+Each returns its Figure and saves it to ``path`` when one is given (``save_figure``): PNG or PDF for
+matplotlib, HTML for plotly.
+"""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from helpers.checks import NOISE, check_labels, check_matrix
+from helpers.prompts import EXTRACTION_ANSWERS, UNPARSEABLE
+
+NOISE_COLOUR = "#b0b0b0"
+
+
+def save_figure(fig, path, dpi: int = 150):
+    """Write a matplotlib (PNG, PDF, ...) or plotly (HTML) figure to ``path`` when one is given; returns ``fig``."""
+    if path is not None:
+        if hasattr(fig, "write_html"):
+            fig.write_html(Path(path))
+        else:
+            fig.savefig(Path(path), dpi=dpi)
+    return fig
+
+
+def plot_similarity(similarity, labels=None, title: str | None = None, path=None, wrap: int = 35):
+    """Heatmap of a square similarity matrix ``(n, n)``, each value written in its cell; returns the Figure.
+
+    Tick labels: ``labels``, else a DataFrame's index, wrapped at ``wrap`` characters. Saved to ``path`` if given.
+    """
+    import matplotlib.pyplot as plt
+
+    if labels is None:
+        labels = list(similarity.index) if isinstance(similarity, pd.DataFrame) else None
+    matrix = np.asarray(similarity, dtype=float)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"similarity must be a square (n, n) matrix; got shape {matrix.shape}.")
+    n = matrix.shape[0]
+    labels = [str(i) for i in range(n)] if labels is None else [str(label) for label in labels]
+    if len(labels) != n:
+        raise ValueError(f"{len(labels)} labels for a {n} x {n} similarity matrix; give one label per row.")
+    ticks = [textwrap.fill(label, wrap) for label in labels]
+    size = min(12.0, 2.5 + 1.1 * n)
+    fig, ax = plt.subplots(figsize=(size + 2, size))
+    low, high = min(0.0, matrix.min()), max(1.0, matrix.max())
+    image = ax.imshow(matrix, cmap="viridis", vmin=low, vmax=high)
+    for i in range(n):
+        for j in range(n):
+            # dark text on the bright end of viridis, white on the dark end
+            bright = (matrix[i, j] - low) / (high - low) > 0.6
+            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center",
+                    color="black" if bright else "white", fontsize=9)
+    ax.set_xticks(range(n), ticks, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), ticks, fontsize=8)
+    fig.colorbar(image, ax=ax, label="cosine similarity", shrink=0.8)
+    ax.set_title(title or "Cosine similarity")
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=120)
+
+
+def _colours(labels) -> dict[int, str]:
+    """A colour per cluster (tab20 without its greys, cycled), grey for noise."""
+    import matplotlib
+
+    # tab20's two greys (entries 14, 15) would be mistaken for noise
+    palette = [c for i, c in enumerate(matplotlib.colormaps["tab20"].colors) if i not in (14, 15)]
+    clusters = sorted(set(int(c) for c in labels) - {NOISE})
+    colours = {c: matplotlib.colors.to_hex(palette[i % len(palette)]) for i, c in enumerate(clusters)}
+    colours[NOISE] = NOISE_COLOUR
+    return colours
+
+
+def plot_clusters(coords2d, labels, title: str | None = None, path=None, point_size: float = 8, annotate: bool = True):
+    """Static scatter of 2-D coordinates (n, 2) coloured by cluster, noise in grey; returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    coords = check_matrix(coords2d, "coords2d")
+    labels = check_labels(labels, coords.shape[0], what="coords2d")
+    colours = _colours(labels)
+    fig, ax = plt.subplots(figsize=(8, 6.5))
+    # noise first so clusters are drawn on top of it
+    for c in [NOISE] + sorted(set(labels) - {NOISE}):
+        mask = labels == c
+        if not mask.any():
+            continue
+        ax.scatter(coords[mask, 0], coords[mask, 1], s=point_size, c=colours[c],
+                   alpha=0.5 if c == NOISE else 0.8, linewidths=0, label="noise" if c == NOISE else str(c))
+        if annotate and c != NOISE:
+            cx, cy = np.median(coords[mask], axis=0)
+            ax.annotate(str(c), (cx, cy), ha="center", va="center", fontsize=9, weight="bold")
+    ax.set(xticks=[], yticks=[], xlabel="UMAP 1", ylabel="UMAP 2",
+           title=title or f"{len(set(labels) - {NOISE})} clusters, {np.mean(labels == NOISE):.0%} noise")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_clusters_interactive(coords2d, labels, df: pd.DataFrame, hover=("title", "year"), title: str | None = None, path=None):
+    """Plotly scatter of 2-D coordinates coloured by cluster, ``hover`` columns of ``df`` on hover; returns the Figure."""
+    import plotly.graph_objects as go
+
+    coords = check_matrix(coords2d, "coords2d")
+    labels = check_labels(labels, coords.shape[0], what="coords2d")
+    check_labels(labels, len(df))
+    colours = _colours(labels)
+    hover_cols = [h for h in hover if h in df]
+    fig = go.Figure()
+    for c in sorted(set(labels) - {NOISE}) + ([NOISE] if NOISE in labels else []):
+        mask, name = labels == c, "noise" if c == NOISE else f"cluster {c}"
+        hover_text = ["<br>".join(f"{h}: {textwrap.shorten(str(df[h].iloc[i]), 90)}" for h in hover_cols)
+                      for i in np.flatnonzero(mask)]
+        fig.add_trace(go.Scattergl(x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=name,
+                                   marker=dict(size=5, color=colours[c], opacity=0.5 if c == NOISE else 0.85),
+                                   text=hover_text, hovertemplate="%{text}<extra>" + name + "</extra>"))
+    fig.update_layout(title=title or "Clusters (hover for title and year)", template="plotly_white", width=900,
+                      height=650, xaxis=dict(showticklabels=False, title="UMAP 1"),
+                      yaxis=dict(showticklabels=False, title="UMAP 2"))
+    return save_figure(fig, path)
+
+
+def plot_answers(results: pd.DataFrame, title: str | None = None, path=None):
+    """Bar chart of answers per question (unreadable files as their own bar); returns the Figure.
+
+    Uses the ``combined`` answer when present, else ``answer``.
+    """
+    import matplotlib.pyplot as plt
+
+    column = "combined" if "combined" in results and results["combined"].notna().any() else "answer"
+    shown = results[column].where(results["status"] == "ok", results["status"]).fillna(UNPARSEABLE)
+    order = [a for a in EXTRACTION_ANSWERS + [UNPARSEABLE, "unreadable", "failed"] if a in set(shown)]
+    counts = pd.crosstab(shown, results["question"]).reindex(order).fillna(0)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(order) * max(1, counts.shape[1]) / 2, 3.5))
+    counts.plot.bar(ax=ax, rot=0, width=0.8)
+    ax.set_xlabel(f"{column} answer")
+    ax.set_ylabel("articles")
+    ax.set_title(title or "Answers per question")
+    ax.legend(title="question", fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)
