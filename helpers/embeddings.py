@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.cache import cache_dir, content_hash, write_atomically
-from helpers.models import DEFAULT_EMBEDDER, load_embedder, model_info
+from helpers.models import DEFAULT_EMBEDDER, embedder_info, load_embedder, model_info
 
 
 def check_texts(texts) -> list[str]:
@@ -36,12 +36,13 @@ def embed_texts(texts, model=DEFAULT_EMBEDDER, batch_size: int | None = None, ca
     """``model.encode(texts, normalize_embeddings=True)``, with a disk cache: float32 ``(n, dim)``, rows of length 1.
 
     Empty texts are refused by row, batches suit the device, and a re-run with the same model and texts
-    returns at once without loading the model. ``model``: a name (loaded with ``load_embedder``, with
-    ``backend``, each backend cached apart) or a loaded SentenceTransformer.
+    returns at once, without loading a model given by name (a hub name while online is loaded to learn its
+    revision). ``model``: a name or folder (loaded with ``load_embedder``, with ``backend``) or a loaded
+    SentenceTransformer. Vectors are cached by the model's identity (``ModelInfo.key``: its weights,
+    backend, dtype and device), so two models never share an entry.
     """
     texts = check_texts(texts)
-    name = (f"{model}@{backend}" if backend != "torch" else model) if isinstance(model, str) else model_info(model).key
-    path = cache_dir("embeddings") / f"{re.sub(r'[^A-Za-z0-9.-]+', '_', name)}-{content_hash(name, texts)}.npy"
+    path = _cache_path(texts, model, backend) if cache else None
     if cache and path.is_file():
         try:
             vectors = np.load(path)
@@ -59,6 +60,15 @@ def embed_texts(texts, model=DEFAULT_EMBEDDER, batch_size: int | None = None, ca
     if cache:
         write_atomically(path, lambda tmp: np.save(tmp, vectors))
     return vectors
+
+
+def _cache_path(texts: list[str], model, backend: str):
+    """The cache file of ``texts`` embedded by ``model`` (a name, with ``backend``, or a loaded model)."""
+    info = embedder_info(model, backend) if isinstance(model, str) else model_info(model)
+    if info is None:  # only loading tells which revision a hub name is; load_embedder keeps it for the caller
+        info = model_info(load_embedder(model, backend=backend))
+    readable = re.sub(r"[^A-Za-z0-9.-]+", "_", info.name.rstrip("/").split("/")[-1])[:60]
+    return cache_dir("embeddings") / f"{readable}-{info.backend}-{content_hash(info.key, texts)}.npy"
 
 
 # Descriptions for zero-shot sentiment: several phrasings per label, averaged.

@@ -1,33 +1,37 @@
-"""Model loading, in one place: device and dtype, offline copies, the hub, tokens.
+"""Model loading, in one place: device and dtype, offline copies, the hub, tokens, and what a model is.
 
-A name resolves to an installed packaged copy when there is one (all-MiniLM-L6-v2, SmolLM2-135M-Instruct),
-else to the Hugging Face hub. Every loader prints which model it loaded, from where, on which device and
-dtype: a model is never swapped silently.
+A name resolves to a local folder when one is there (loaded as itself, online or offline), else to the
+installed packaged copy of exactly that hub name (sentence-transformers/all-MiniLM-L6-v2,
+HuggingFaceTB/SmolLM2-135M-Instruct), else to the Hugging Face hub (offline: its local cache). Every loader
+prints which model it loaded, from where, on which device and dtype: a model is never swapped silently.
+``ModelInfo.key`` is the one identity every cache keys by.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.util
 import logging
 import os
 import shutil
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from helpers.cache import cache_dir, write_atomically
+from helpers.cache import cache_dir
 from helpers.hub import (  # noqa: F401
     DEFAULT_EMBEDDER,
     PACKAGED_GENERATOR,
     SMOLLM2_GGUF,
+    folder_fingerprint,
     hf_token,
     hub_access_problem,
     hub_online,
+    hub_revision,
+    local_folder,
     packaged_path,
 )
+from helpers.onnx_backend import OnnxTransformer, onnx_transformer
 
 
 def _quiet_old_pipelines() -> None:
@@ -78,12 +82,6 @@ def get_dtype(device: str | None = None, name: str | None = None) -> torch.dtype
     return torch.float32
 
 
-
-
-
-
-
-
 @contextlib.contextmanager
 def _no_progress_bars():
     """Silence transformers' progress bars (e.g. "Loading weights") inside the block."""
@@ -98,9 +96,13 @@ def _no_progress_bars():
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """A loaded model's name (the hub's, also for a packaged copy), source, device and dtype.
+    """What a model is and how it runs: the identity every cache (embeddings, ONNX exports, generations) keys by.
 
-    ``key`` adds the backend, for cache keys; printed, it is the ``Model: ...`` line every loader shows.
+    ``name``: the hub name (also for a packaged copy) or the absolute folder; ``revision``: the hub commit of
+    the snapshot loaded, or ``sha256:...`` of a folder's files (``folder_fingerprint``), "" where unknown;
+    ``source``: where it was loaded from, in words; ``device`` (``cpu``, ``cuda:0``, ``mps``), ``dtype``
+    (of the weights as run) and ``backend`` (``torch``, ``onnx``, ``onnx-int8``). Printed, it is the
+    ``Model: ...`` line every loader shows.
     """
 
     name: str
@@ -108,13 +110,21 @@ class ModelInfo:
     device: str
     dtype: str
     backend: str = "torch"
+    revision: str = ""
+
+    @property
+    def checkpoint(self) -> str:
+        """The weights: ``name@revision`` (the name alone where the revision is unknown)."""
+        return f"{self.name}@{self.revision}" if self.revision else self.name
 
     @property
     def key(self) -> str:
-        return self.name if self.backend == "torch" else f"{self.name}@{self.backend}"
+        """The identity as one stable string: ``checkpoint|backend|dtype|device class``."""
+        return f"{self.checkpoint}|{self.backend}|{self.dtype}|{self.device.split(':')[0]}"
 
     def __str__(self) -> str:
-        return f"Model: {self.name} | from: {self.source} | device: {self.device} | dtype: {self.dtype}"
+        dtype = self.dtype if self.backend == "torch" else f"{self.dtype} (ONNX Runtime)"
+        return f"Model: {self.name} | from: {self.source} | device: {self.device} | dtype: {dtype}"
 
 
 def _packaged_folders() -> dict[Path, str]:
@@ -126,33 +136,47 @@ def _packaged_folders() -> dict[Path, str]:
     return folders
 
 
+def _checkpoint(location: str) -> tuple[str, str, str]:
+    """(name, source, revision) of a model loaded from ``location``: a folder or a hub name."""
+    path = Path(location).expanduser()
+    if not path.is_dir():
+        return location, "Hugging Face hub", hub_revision(location) or ""
+    folder = path.resolve()
+    packaged = _packaged_folders().get(folder)
+    if packaged:
+        return packaged, f"packaged copy ({location})", folder_fingerprint(folder)
+    return str(folder), "local folder", folder_fingerprint(folder)
+
+
 def model_info(model) -> ModelInfo:
     """What a SentenceTransformer or pipeline is, read from the object (also one built directly; packaged: hub name)."""
     core = getattr(model, "model", model)  # a pipeline holds its model; a SentenceTransformer is one
     tokenizer = getattr(model, "tokenizer", None)
     location = str(getattr(tokenizer, "name_or_path", "") or getattr(core, "name_or_path", "") or type(core).__name__)
-    path = Path(location).expanduser()
-    packaged = _packaged_folders().get(path.resolve()) if path.is_dir() else None
-    source = f"packaged copy ({location})" if packaged else "local folder" if path.is_dir() else "Hugging Face hub"
     device = str(getattr(model, "device", None) or getattr(core, "device", "cpu"))
     backend, dtype = "torch", str(getattr(core, "dtype", "")).replace("torch.", "")
     first = model[0] if isinstance(model, torch.nn.Sequential) else None  # a SentenceTransformer's transformer module
-    if isinstance(getattr(first, "model", None), _OnnxTransformer):
+    if isinstance(getattr(first, "model", None), OnnxTransformer):
         backend = first.model.backend
-        dtype = "int8 (ONNX Runtime)" if backend == "onnx-int8" else "float32 (ONNX Runtime)"
+        dtype = "int8" if backend == "onnx-int8" else "float32"
     elif first is not None:
         dtype = str(next(model.parameters()).dtype).replace("torch.", "")
-    return ModelInfo(packaged or location, source, device, dtype, backend)
+    name, source, revision = _checkpoint(location)
+    return ModelInfo(name, source, device, dtype, backend, revision)
 
 
 def model_location(name: str, fallback: str | None = None) -> str:
     """What to pass to ``SentenceTransformer(...)`` or ``pipeline(...)`` to load model ``name``.
 
-    The folder of an installed packaged copy (the packaged SmolLM2 GGUF dequantised once), else ``name``,
-    for the hub. Hub unreachable and ``name`` not packaged: the packaged ``fallback``, and a line says so;
-    without a fallback, a RuntimeError says what to do.
+    A local folder: its absolute path, online or offline. The installed packaged copy of exactly this hub
+    name: its folder (the packaged SmolLM2 GGUF dequantised once). Else ``name``, for the hub (offline:
+    its local cache). Offline with ``name`` in none of these: the packaged ``fallback``, and a line says so;
+    without a fallback, a RuntimeError says what to do. A path with no folder there: FileNotFoundError.
     """
-    if packaged_path(name) is None and not hub_online():
+    folder = local_folder(name)
+    if folder is not None:
+        return str(folder)
+    if packaged_path(name) is None and not _hub_serves(name):
         if fallback is None or packaged_path(fallback) is None:
             raise _unreachable(name, fallback or DEFAULT_EMBEDDER)
         print(f"{name!r} can't be loaded (the hub is unreachable): using the packaged {fallback} instead.")
@@ -163,10 +187,16 @@ def model_location(name: str, fallback: str | None = None) -> str:
     return str(_dequantise_smollm2(local) if name == PACKAGED_GENERATOR else local)
 
 
+def _hub_serves(name: str) -> bool:
+    """Whether hub model ``name`` can be loaded: the hub is reachable, or a snapshot is in the local cache."""
+    return hub_online() or hub_revision(name) is not None
+
+
 def _unreachable(name: str, offline_choice: str) -> RuntimeError:
     return RuntimeError(
-        f"Model {name!r} is not installed locally and the Hugging Face hub is unreachable. "
-        f"Offline, use {offline_choice!r} (installed with the course), or connect to the internet.")
+        f"Model {name!r} is not installed locally (not a model folder, not a copy installed with the course, "
+        f"not in the Hugging Face cache) and the Hugging Face hub is unreachable. Offline, give the path of a "
+        f"model folder or use {offline_choice!r} (installed with the course); or connect to the internet.")
 
 
 EMBEDDER_BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -174,7 +204,7 @@ EMBEDDER_BACKENDS = ("torch", "onnx", "onnx-int8")
 
 @functools.lru_cache(maxsize=4)
 def load_embedder(name: str = DEFAULT_EMBEDDER, device: str | None = None, backend: str = "torch"):
-    """A sentence-transformers model (fp16 on GPU); the packaged copy when installed.
+    """A sentence-transformers model (fp32 on a CPU, fp16 on a GPU) from a folder, a packaged copy or the hub.
 
     On a CPU the transformer can run through ONNX Runtime, exported once to the model cache:
     ``backend="onnx"`` (fp32, the same vectors to ~1e-6, ~3x faster for one short text such as a query,
@@ -183,19 +213,38 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, device: str | None = None, backe
     """
     from sentence_transformers import SentenceTransformer
 
+    device = _check_embedder_settings(device, backend)
+    # On a CPU, fp32 whatever the folder was saved in (transformers would keep fp16 weights fp16, slow there).
+    settings = {"model_kwargs": {"dtype": torch.float32}} if device == "cpu" else {}
+    with _no_progress_bars():  # loading takes a second; a progress bar would only clutter the notebook
+        model = SentenceTransformer(model_location(name), device=device, token=hf_token(), **settings)
+    if device != "cpu":
+        model = model.half()
+    if backend != "torch":
+        model[0].model = onnx_transformer(model[0].model, model_info(model).checkpoint, backend)
+    print(model_info(model))
+    return model
+
+
+def _check_embedder_settings(device: str | None, backend: str) -> str:
+    """The device to load on; ValueError for an unknown backend or an ONNX backend off the CPU."""
     if backend not in EMBEDDER_BACKENDS:
         raise ValueError(f"unknown embedder backend {backend!r}: use one of {EMBEDDER_BACKENDS}")
     device = device or get_device()
     if backend != "torch" and device != "cpu":
         raise ValueError(f'backend={backend!r} runs on the CPU only; on {device!r} use backend="torch" (fp16)')
-    with _no_progress_bars():  # loading takes a second; a progress bar would only clutter the notebook
-        model = SentenceTransformer(model_location(name), device=device, token=hf_token())
-    if device != "cpu":
-        model = model.half()
-    if backend != "torch":
-        model[0].model = _onnx_transformer(model[0].model, name, backend)
-    print(model_info(model))
-    return model
+    return device
+
+
+def embedder_info(name: str, backend: str = "torch", device: str | None = None) -> ModelInfo | None:
+    """The ``ModelInfo`` of ``load_embedder(name, device, backend)``, known without loading the model;
+    None where only loading tells (a hub name while the hub is reachable: it may have a newer commit)."""
+    device = _check_embedder_settings(device, backend)
+    if local_folder(name) is None and packaged_path(name) is None and (hub_online() or not hub_revision(name)):
+        return None
+    name, source, revision = _checkpoint(model_location(name))
+    dtype = {"torch": "float32" if device == "cpu" else "float16", "onnx": "float32", "onnx-int8": "int8"}[backend]
+    return ModelInfo(name, source, device, dtype, backend, revision)
 
 
 @functools.lru_cache(maxsize=4)
@@ -219,83 +268,6 @@ def load_query_embedder(model=DEFAULT_EMBEDDER):
     return load_embedder(model) if isinstance(model, str) else model
 
 
-def _onnx_transformer(transformer, name: str, backend: str):
-    """``transformer`` (a BERT-like ``AutoModel``) as an ONNX Runtime module with the same call and output.
-
-    Exported once (fp32; for int8 then quantised per output channel) into the model cache, stamped with
-    the library versions that made it.
-    """
-    import onnxruntime
-    import transformers
-
-    key = f"torch {torch.__version__}, transformers {transformers.__version__}, onnxruntime {onnxruntime.__version__}"
-    fp32_path = _cached_model_file(cache_dir("models") / f"{name.split('/')[-1]}-onnx", key,
-                                   lambda out: _export_onnx(transformer, name, out))
-    path = fp32_path
-    if backend == "onnx-int8":
-        def quantise(out: Path) -> None:
-            try:
-                from onnxruntime.quantization import QuantType, quantize_dynamic
-            except ImportError:
-                raise RuntimeError('backend="onnx-int8" needs the onnx package: pip install onnx') from None
-            quantize_dynamic(str(fp32_path), str(out), weight_type=QuantType.QInt8, per_channel=True)
-
-        path = _cached_model_file(cache_dir("models") / f"{name.split('/')[-1]}-onnx-int8", key, quantise)
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return _OnnxTransformer(session, transformer.config, backend)
-
-
-def _cached_model_file(folder: Path, key: str, make) -> Path:
-    """``folder/model.onnx``, made by ``make(path)`` unless it is there with the same version stamp."""
-    path, stamp = folder / "model.onnx", folder / "versions.txt"
-    if not (path.is_file() and stamp.is_file() and stamp.read_text() == key):
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, make)
-        stamp.write_text(key)
-    return path
-
-
-def _export_onnx(transformer, name: str, out: Path) -> None:
-    """Write ``transformer`` as an fp32 ONNX graph with dynamic batch and length."""
-    if importlib.util.find_spec("onnx") is None:  # Colab's install leaves it out (it would replace protobuf)
-        raise ImportError("the ONNX export needs the onnx package", name="onnx")
-    print(f"Exporting {name} to ONNX once (about 15 s); kept at {out.parent}.")
-    ids = torch.ones(2, 8, dtype=torch.long)
-    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
-    axes = {k: {0: "batch", 1: "tokens"} for k in [*inputs, "last_hidden_state"]}
-
-    class ByPosition(torch.nn.Module):  # the TorchScript exporter passes inputs by position
-        def __init__(self):
-            super().__init__()
-            self.transformer = transformer
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.transformer(input_ids=input_ids, attention_mask=attention_mask,
-                                    token_type_ids=token_type_ids).last_hidden_state
-
-    # The tracer warns about every shape-dependent Python branch of the model; the axes
-    # above are dynamic and the tests compare outputs with PyTorch's, so the warnings are noise.
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(ByPosition().eval(), tuple(inputs.values()), str(out), input_names=list(inputs),
-                          output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17, dynamo=False)
-
-
-class _OnnxTransformer(torch.nn.Module):
-    """Stands in for the ``AutoModel`` inside a SentenceTransformer: same inputs, ``last_hidden_state`` out."""
-
-    def __init__(self, session, config, backend: str):
-        super().__init__()
-        self.session, self.config, self.backend = session, config, backend
-        self.input_names = [i.name for i in session.get_inputs()]
-
-    def forward(self, input_ids, attention_mask, token_type_ids=None, **_):
-        given = {"input_ids": input_ids, "attention_mask": attention_mask,
-                 "token_type_ids": torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids}
-        feeds = {k: given[k].cpu().numpy().astype("int64") for k in self.input_names}
-        return {"last_hidden_state": torch.from_numpy(self.session.run(["last_hidden_state"], feeds)[0])}
-
-
 def choose_generator(device: str | None = None) -> str:
     """The default instruct model for this device and access (see ``load_generator``)."""
     device = device or get_device()
@@ -304,8 +276,6 @@ def choose_generator(device: str | None = None) -> str:
     if device == "cuda":
         return COURSE_GENERATOR if hf_token() else OPEN_GPU_GENERATOR
     return OPEN_CPU_GENERATOR
-
-
 
 
 def _dequantise_smollm2(folder: Path) -> Path:
@@ -333,16 +303,17 @@ def _dequantise_smollm2(folder: Path) -> Path:
 def load_generator(name: str | None = None, device: str | None = None, fallback: bool = True):
     """A transformers ``pipeline("text-generation")`` for model ``name``, loaded once per session.
 
+    ``name``: a hub name, or a local model folder (always loaded as itself, online or offline).
     ``name=None``: Llama-3.2-1B-Instruct on a GPU with a Hugging Face token, else an ungated instruct model
-    that suits the device, and offline the packaged SmolLM2-135M-Instruct. With ``fallback``, a model the
-    hub can't serve (offline, or gated) is replaced, reason printed: by the open model for the device
-    online, by the packaged SmolLM2 offline. ``model_info(pipe)`` tells which model it is.
+    that suits the device, and offline the packaged SmolLM2-135M-Instruct. With ``fallback``, a hub model the
+    hub can't serve (offline and not in the local cache, or gated) is replaced, reason printed: by the open
+    model for the device online, by the packaged SmolLM2 offline. ``model_info(pipe)`` tells which model it is.
     """
     device = device or get_device()
     name = name or choose_generator(device)
-    if packaged_path(name) is None:
+    if local_folder(name) is None and packaged_path(name) is None:
         online = hub_online()
-        problem = hub_access_problem(name) if online else "the hub is unreachable"
+        problem = hub_access_problem(name) if online else None if hub_revision(name) else "the hub is unreachable"
         if problem:
             substitute = (OPEN_GPU_GENERATOR if device == "cuda" else OPEN_CPU_GENERATOR) if online else PACKAGED_GENERATOR
             if not fallback or substitute == name or (not online and packaged_path(PACKAGED_GENERATOR) is None):

@@ -51,7 +51,9 @@ def test_backends_are_cached_apart(demo_corpus):
 
 
 def test_int8_model_is_named_apart():
-    assert model_info(load_embedder(backend="onnx-int8")).key.endswith("@onnx-int8")
+    int8, fp32 = model_info(load_embedder(backend="onnx-int8")), model_info(load_embedder())
+    assert (int8.backend, int8.dtype, int8.checkpoint) == ("onnx-int8", "int8", fp32.checkpoint)
+    assert int8.key == f"{fp32.checkpoint}|onnx-int8|int8|cpu" != fp32.key
 
 
 def test_unknown_backend_is_refused():
@@ -74,7 +76,7 @@ def test_onnx_fp32_gives_pytorchs_vectors(demo_corpus):
 @pytest.mark.skipif(get_device() != "cpu", reason="the ONNX query path is the CPU's")
 def test_queries_go_through_onnx_and_are_remembered(demo_corpus):
     index = build_index(demo_corpus.head(30))
-    assert model_info(load_query_embedder(index.model)).key.endswith("@onnx")
+    assert model_info(load_query_embedder(index.model)).backend == "onnx"
     query = "citation impact of highly cited papers"
     vector = embed_query(index, query)
     assert vector.shape == (384,) and vector.dtype == np.float32

@@ -92,9 +92,21 @@ def test_offline_choice_is_the_packaged_generator():
 
 def test_names_resolve_to_packaged_copies():
     assert (models.packaged_path(models.DEFAULT_EMBEDDER) / "model.safetensors").is_file()
-    assert (models.packaged_path("all-MiniLM-L6-v2") / "config.json").is_file()
+    assert (models.packaged_path("all-MiniLM-L6-v2") / "config.json").is_file()  # sentence-transformers' own alias
     assert (models.packaged_path(models.PACKAGED_GENERATOR) / models.SMOLLM2_GGUF).is_file()
     assert models.packaged_path("openai-community/gpt2") is None
+    # Only the exact hub names: another owner's model, another spelling or a path ending alike is not the copy.
+    for name in ("my-org/all-MiniLM-L6-v2", "someone/SmolLM2-135M-Instruct", "SmolLM2-135M-Instruct",
+                 "/models/all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2/"):
+        assert models.packaged_path(name) is None, name
+
+
+@pytest.fixture
+def empty_hub_cache(tmp_path, monkeypatch):
+    """No hub model cached on this machine, whatever ~/.cache/huggingface holds (offline, a cached model would load)."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
 
 
 def test_packaged_generator_answers_a_chat_prompt(generator):
@@ -118,7 +130,7 @@ def test_second_load_uses_the_dequantised_cache(generator, capsys):
     assert torch.equal(again.model.lm_head.weight, generator.model.lm_head.weight)
 
 
-def test_unreachable_model_falls_back_loudly_or_raises(capsys):
+def test_unreachable_model_falls_back_loudly_or_raises(empty_hub_cache, capsys):
     pipe = models.load_generator("openai-community/gpt2")
     assert pipe is models.load_generator()  # the packaged model already loaded is reused
     assert "'openai-community/gpt2' can't be loaded" in capsys.readouterr().out
@@ -128,7 +140,7 @@ def test_unreachable_model_falls_back_loudly_or_raises(capsys):
         models.load_embedder("sentence-transformers/all-mpnet-base-v2")
 
 
-def test_a_pipeline_built_directly_is_named_like_a_loaded_one(generator):
+def test_a_pipeline_built_directly_is_named_like_a_loaded_one(generator, empty_hub_cache):
     from transformers import pipeline
 
     location = models.model_location(models.PACKAGED_GENERATOR)
@@ -143,10 +155,13 @@ def test_embedder_info_names_the_packaged_copy_and_backend(embedder):
 
     info = models.model_info(embedder)
     assert (info.name, info.backend, info.device, info.dtype) == (models.DEFAULT_EMBEDDER, "torch", "cpu", "float32")
+    assert info.revision == models.folder_fingerprint(models.packaged_path(models.DEFAULT_EMBEDDER))
     direct = SentenceTransformer(models.model_location(models.DEFAULT_EMBEDDER))
-    assert models.model_info(direct).key == info.key == models.DEFAULT_EMBEDDER
+    assert models.model_info(direct).key == info.key == f"{models.DEFAULT_EMBEDDER}@{info.revision}|torch|float32|cpu"
     onnx = models.model_info(models.load_embedder(backend="onnx"))
-    assert (onnx.name, onnx.key) == (models.DEFAULT_EMBEDDER, models.DEFAULT_EMBEDDER + "@onnx")
+    assert (onnx.name, onnx.checkpoint, onnx.key) == (models.DEFAULT_EMBEDDER, info.checkpoint,
+                                                      f"{info.checkpoint}|onnx|float32|cpu")
+    assert str(onnx).endswith("dtype: float32 (ONNX Runtime)")
 
 
 def test_models_does_not_import_the_modules_that_use_it():
@@ -155,4 +170,14 @@ def test_models_does_not_import_the_modules_that_use_it():
 
     tree = ast.parse(inspect.getsource(models))
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-    assert not {m for m in imported if m.startswith("helpers.")} - {"helpers.cache", "helpers.hub"}
+    assert not {m for m in imported if m.startswith("helpers.")} - {"helpers.cache", "helpers.hub", "helpers.onnx_backend"}
+
+
+def test_hub_module_stays_free_of_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, helpers.hub as h; h.folder_fingerprint(h.packaged_path(h.DEFAULT_EMBEDDER)); "
+            "h.hub_revision('my-org/model'); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "False"
