@@ -78,6 +78,8 @@ def detect_format(text: str) -> str:
         lines = [line for line in head.splitlines()[:2] if line.strip()]
         return "openalex-jsonl" if len(lines) == 2 and all(line.lstrip().startswith("{") for line in lines) \
             and lines[0].rstrip().endswith("}") else "openalex"
+    if first_line.count(",") >= 2 and re.search(r"\btitle\b", first_line, flags=re.IGNORECASE):
+        return "csv"  # a CSV header; an abstract inside may hold anything, even a line like "@NASA ("
     if re.match(r"(FN|VR|PT) ", head):
         return "wos"
     if "\t" in first_line and {"PT", "TI", "PY"} <= {c.strip() for c in first_line.split("\t")}:

@@ -152,6 +152,7 @@ def local_server(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield served, f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
+    server.server_close()
 
 
 def test_download_is_verified_and_cached(isolated_download, local_server):

@@ -39,6 +39,13 @@ def test_format_is_detected_from_content_not_extension(tmp_path, name, kind):
     assert formats.detect_format((FIXTURES / name).read_bytes().decode("utf-16" if "utf16" in name else "utf-8-sig")) == kind
 
 
+def test_a_csv_whose_abstract_looks_like_another_format_stays_a_csv(tmp_path):
+    path = tmp_path / "scopus.csv"
+    abstract = "Tweets by\n@NASA (the agency)\nTY  - JOUR\nwere coded."
+    pd.DataFrame({"Title": ["A"], "Abstract": [abstract], "Year": [2020], "Cited by": [1]}).to_csv(path, index=False)
+    assert load_corpus(path).loc[0, "abstract"] == abstract
+
+
 def test_web_of_science_plain_text_joins_continuation_lines(capsys):
     corpus = load_corpus(FIXTURES / "wos_plain.txt")
     first = corpus.iloc[0]
