@@ -1,17 +1,23 @@
-"""Load the course corpus, a user's own Scopus export, or the small demo corpus, all in one schema.
+"""Load the course corpus, the small demo corpus, or a user's own exports, all in one schema.
 
+A user's file may be a Scopus CSV, a CSV in the course schema, OpenAlex works, a Web of Science export,
+RIS or BibTeX (``helpers.formats`` reads them); several files are merged without duplicates.
 Downloaded files are verified against SHA-256 checksums; source files are only ever read.
 """
 from __future__ import annotations
 
+import collections
 import csv
 import io
 import os
 import re
+import unicodedata
+import warnings
 from pathlib import Path
 
 import pandas as pd
 
+from helpers import formats
 from helpers.cache import REPO_ROOT, sha256_file
 
 # The course's public repository at a fixed commit (its files match course_data.sha256),
@@ -81,19 +87,38 @@ def fetch_file(name: str, expected_sha256: str | None, url: str | None = None) -
             _verify(cached, expected_sha256)
             return cached
         except ValueError as error:
-            corrupt = error  # re-download below; the bad copy is replaced only by a verified one
+            corrupt = error  # re-download below; the file there is kept aside, never overwritten
+    aside = _set_aside(cached) if corrupt else None
     try:
         _download(url, cached, expected_sha256)
     except ValueError as error:
+        if aside:
+            aside.replace(cached)  # nothing came in its place: the file goes back where it was
         raise ValueError(f"{name}: checksum mismatch: the download from {url} is not the expected file ({error}).") from None
     except OSError as error:  # requests' errors are OSErrors too
+        if aside:
+            aside.replace(cached)
         if corrupt:
             raise ValueError(f"{corrupt} Re-downloading failed too ({error}).") from None
         raise FileNotFoundError(
             f"{name}: no local copy and the download from {url} failed ({error}). Point SCISCI_DATA_DIR at a folder "
             f"that holds the course data (e.g. `export SCISCI_DATA_DIR=../shared/data`) or place the file at {cached}."
         ) from None
+    if aside:
+        print(f"{cached} was not the course's file (edited or damaged): it is kept as {aside.name} beside it, "
+              "and the verified course file is now in its place. To work on your own version, load it by its new name.")
     return cached
+
+
+def _set_aside(path: Path) -> Path:
+    """Rename ``path`` to the first free ``<name>.orig``, ``<name>.orig2``, ...; never over an existing file."""
+    for number in range(1, 100):
+        aside = path.with_name(path.name + (".orig" if number == 1 else f".orig{number}"))
+        if not aside.exists():
+            path.rename(aside)
+            return aside
+    raise ValueError(f"{path} is not the course's file and {path.name}.orig ... .orig99 all exist: move them "
+                     "elsewhere (they may be your edits) and try again.")
 
 
 def _download(url: str, target: Path, expected_sha256: str | None) -> None:
@@ -148,11 +173,9 @@ def doi_from_filename(name: str) -> str | None:
     return f"{match.group(1)}/{match.group(2)}" if match else None
 
 
-def read_csv_robustly(path: str | Path) -> pd.DataFrame:
-    """Read a CSV exactly as stored, whatever its encoding (UTF-8 with or without BOM, UTF-16, cp1252).
-
-    Raises ``FileNotFoundError``/``ValueError`` naming the file for a missing, empty, undecodable or non-CSV file.
-    """
+def read_text(path: str | Path) -> str:
+    """The text of an export, decoded (``formats.decode_text``). Raises ``FileNotFoundError``/``ValueError``
+    naming the file when it is missing, empty or binary."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file.")
@@ -160,24 +183,37 @@ def read_csv_robustly(path: str | Path) -> pd.DataFrame:
     if not raw.strip():
         raise ValueError(f"{path}: the file is empty.")
     if b"\x00" in raw[:4096] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise ValueError(f"{path}: this is not a CSV file (it holds binary data).")
-    # UTF-16 only with its byte-order mark: without one it would "decode" any bytes.
-    encodings = ("utf-16",) if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else ("utf-8-sig", "cp1252")
-    for encoding in encodings:
-        try:
-            text = raw.decode(encoding)
-            break
-        except UnicodeError:
-            pass
-    else:
-        raise ValueError(f"{path}: unknown text encoding (tried {', '.join(encodings)}); save it as UTF-8 and try again.")
+        raise ValueError(f"{path}: this is not a CSV file or another text export (it holds binary data).")
+    return formats.decode_text(raw, str(path))
+
+
+def read_csv_robustly(path: str | Path, text: str | None = None) -> pd.DataFrame:
+    """Read a CSV exactly as stored, whatever its encoding (UTF-8 with or without BOM, UTF-16, cp1252).
+
+    Raises ``FileNotFoundError``/``ValueError`` naming the file for a missing, empty, undecodable or non-CSV
+    file, or one separated by semicolons or tabs; warns about bytes that are not UTF-8 and a cut-off last row.
+    """
+    path = Path(path)
+    text = read_text(path) if text is None else text
+    header = text.split("\n", 1)[0]
+    for separator, name in ((";", "semicolons (;)"), ("\t", "tabs")):
+        if header.count(separator) > header.count(","):
+            raise ValueError(f"{path}: its columns are separated by {name}, not commas. Save it as a comma-separated "
+                             f"CSV (in Excel: CSV UTF-8), or read it with pandas.read_csv(path, sep={separator!r}) "
+                             "and pass the table to normalise_corpus.")
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=["", "NA", "NaN"])
     except (pd.errors.ParserError, csv.Error) as error:
-        raise ValueError(f"{path}: not a readable CSV ({error}).") from None
+        cut = " It ends inside a quoted field: the file looks truncated." if "EOF" in str(error) else ""
+        raise ValueError(f"{path}: not a readable CSV ({error}).{cut}") from None
     if frame.shape[1] < 2:
         raise ValueError(f"{path}: not a CSV table (found {frame.shape[1]} column).")
     frame.columns = [str(c).strip() for c in frame.columns]
+    last = collections.deque(csv.reader(io.StringIO(text)), maxlen=1)
+    if len(frame) and last and len(last[0]) < frame.shape[1]:
+        warnings.warn(f"{path}: the last row has {len(last[0])} of {frame.shape[1]} fields: the file looks cut off, "
+                      "and that record's missing fields are left empty. Export the file again to have it whole.",
+                      stacklevel=2)
     return frame
 
 
@@ -190,8 +226,12 @@ def parse_keywords(value) -> list[str]:
     return [k.strip().lower() for k in value.split(";") if k.strip()]
 
 
-def normalise_corpus(frame: pd.DataFrame, source: str = "the corpus") -> pd.DataFrame:
-    """Bring a course-schema or raw Scopus frame to the course schema with ``text`` and ``has_abstract``."""
+def normalise_corpus(frame: pd.DataFrame, source: str = "the corpus", blank_citations: int | None = 0) -> pd.DataFrame:
+    """Bring a course-schema or raw Scopus frame to the course schema with ``text`` and ``has_abstract``.
+
+    ``blank_citations``: what a missing citation count means: 0 (Scopus leaves "Cited by" blank when there
+    are none) or None (unknown: kept missing, as for a format that has no citation counts).
+    """
     if set(SCOPUS_COLUMNS) & set(frame.columns) >= {"Title", "Year"}:
         frame = frame.rename(columns=SCOPUS_COLUMNS)
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
@@ -207,8 +247,11 @@ def normalise_corpus(frame: pd.DataFrame, source: str = "the corpus") -> pd.Data
     out["abstract"] = out["abstract"].fillna("").astype(str).str.strip()
     out["keywords"] = out["keywords"].map(parse_keywords)
     out["year"] = pd.to_numeric(out["year"], errors="coerce").astype("Int64")
-    # Scopus leaves "Cited by" blank when a record has no citations.
-    out["citations"] = pd.to_numeric(out["citations"], errors="coerce").fillna(0).astype("int64")
+    citations = pd.to_numeric(out["citations"], errors="coerce")
+    if blank_citations is not None or citations.notna().all():
+        out["citations"] = citations.fillna(blank_citations or 0).astype("int64")
+    else:
+        out["citations"] = citations.astype("Int64")
     out["has_abstract"] = (out["abstract"] != "") & (out["abstract"] != NO_ABSTRACT)
     ends_sentence = out["title"].str.endswith((".", "?", "!"))
     joined = out["title"] + ends_sentence.map({True: " ", False: ". "}) + out["abstract"]
@@ -219,15 +262,120 @@ def normalise_corpus(frame: pd.DataFrame, source: str = "the corpus") -> pd.Data
     return out[CORPUS_COLUMNS + ["text", "has_abstract"] + extra].reset_index(drop=True)
 
 
-def load_corpus(source: str | Path = "course") -> pd.DataFrame:
+def load_corpus(source: str | Path | list = "course") -> pd.DataFrame:
     """The corpus as a DataFrame, one row per record.
 
     ``source``: ``"course"`` (1,124 Scopus records), ``"demo"`` (150 synthetic records in 5 themes, with a
-    ``theme`` column), or the path of a CSV in the course schema or a raw Scopus export. Columns:
-    ``CORPUS_COLUMNS`` + ``text`` (title and abstract) + ``has_abstract``; ``keywords`` are lists of lower-case strings.
+    ``theme`` column), the path of an export (a Scopus CSV or a CSV in the course schema, OpenAlex works as
+    JSON or JSON Lines, Web of Science plain text or tab-delimited, RIS, BibTeX: recognised by content), or a
+    list of paths, merged by ``merge_corpora`` (duplicates removed, a ``source`` column, a printed report).
+    Columns: ``CORPUS_COLUMNS`` + ``text`` (title and abstract) + ``has_abstract``, then the format's own;
+    ``keywords`` are lists of lower-case strings. A field an export lacks is empty, never guessed.
     """
-    path = course_csv_path() if str(source) == "course" else DEMO_CSV if str(source) == "demo" else Path(source)
-    frame = read_csv_robustly(path)
-    if frame.empty:
-        raise ValueError(f"{path}: the file has a header but no records.")
-    return normalise_corpus(frame, source=str(path))
+    if isinstance(source, (list, tuple)):
+        if not source:
+            raise ValueError("load_corpus got an empty list: give the paths of one or more exports.")
+        names = [Path(p).name for p in source]
+        labels = [n if names.count(n) == 1 else str(p) for n, p in zip(names, source)]
+        loaded = {label: _load_export(Path(p), alone=False) for label, p in zip(labels, source)}
+        return merge_corpora({f"{label} ({formats.FORMAT_NAMES[kind]})": frame for label, (frame, kind) in loaded.items()})
+    frame, kind = _load_export(course_csv_path() if str(source) == "course" else DEMO_CSV if str(source) == "demo"
+                               else Path(source))
+    if kind != "csv":
+        empty = [c for c in CORPUS_COLUMNS if not _filled(frame, c).any()]
+        print(f"Read {len(frame):,} records from {Path(source).name} ({formats.FORMAT_NAMES[kind]})"
+              + (f"; empty in every record (the export lacks them): {', '.join(empty)}." if empty else "."))
+    return frame
+
+
+def _load_export(path: Path, alone: bool = True) -> tuple[pd.DataFrame, str]:
+    """One file in the course schema, and its format (a key of ``formats.FORMAT_NAMES``); loaded ``alone``
+    (not merged, which removes them), its duplicate records are reported."""
+    text = read_text(path)
+    kind = formats.detect_format(text)
+    if kind == "csv":
+        frame = read_csv_robustly(path, text)
+        if frame.empty:
+            raise ValueError(f"{path}: the file has a header but no records.")
+        frame = normalise_corpus(frame, source=str(path))
+    else:
+        frame = normalise_corpus(formats.read_export(text, str(path), kind), source=str(path), blank_citations=None)
+    if alone:
+        _warn_duplicates(frame, str(path))
+    return frame, kind
+
+
+def normalise_doi(doi) -> str:
+    """A DOI for comparison: lower case, without ``https://doi.org/`` or ``doi:``; missing -> ``""``."""
+    return (formats.strip_doi(doi) or "").lower()
+
+
+def normalise_title(title) -> str:
+    """A title for comparison: accents, case, punctuation and spacing removed (``"Café-Culture!"`` -> ``"cafe culture"``)."""
+    if not isinstance(title, str):
+        return ""
+    letters = "".join(c for c in unicodedata.normalize("NFKD", title) if not unicodedata.combining(c))
+    return " ".join(re.sub(r"[\W_]+", " ", letters.casefold()).split())
+
+
+def _warn_duplicates(frame: pd.DataFrame, name: str) -> None:
+    """Warn when records of one file share an EID (Scopus's record id) or a DOI."""
+    for column, values in (("EID", frame.get("EID")), ("DOI", frame["doi"].map(normalise_doi))):
+        if values is None:
+            continue
+        repeated = values[values.notna() & (values != "") & values.duplicated(keep=False)]
+        if len(repeated):
+            first = repeated.iloc[0]
+            rows = ", ".join(str(i + 1) for i in repeated.index[repeated == first])
+            warnings.warn(f"{name}: {len(repeated)} records share their {column} with another (e.g. {first} in "
+                          f"records {rows}); load_corpus([path]) keeps one of each.", stacklevel=2)
+
+
+def _filled(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Whether each record has ``column`` (a non-empty string or list, a number; an abstract only if real)."""
+    if column == "abstract" and "has_abstract" in frame:
+        return frame["has_abstract"].astype(bool)
+    values = frame[column]
+    if column == "keywords":
+        return values.map(len) > 0
+    return values.notna() & (values.astype(str).str.strip() != "")
+
+
+def merge_corpora(corpora: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Course-schema frames (source name -> frame) as one corpus without duplicates, with a ``source`` column.
+
+    Duplicates: the same DOI (``normalise_doi``), then the same title and year (``normalise_title``) unless
+    both records have different DOIs. Of each group the record with most fields filled is kept (the first
+    given on a tie). Prints the records per source, the duplicates removed and the share of each field filled.
+    """
+    merged = pd.concat([f.assign(source=name) for name, f in corpora.items()], ignore_index=True)
+    filled = pd.DataFrame({c: _filled(merged, c) for c in CORPUS_COLUMNS})
+    merged = merged.iloc[(-filled.sum(axis=1)).argsort(kind="stable")]  # most complete first
+    doi = merged["doi"].map(normalise_doi)
+    same_doi = (doi != "") & doi.duplicated()
+    rest = merged[~same_doi]
+    key = rest["title"].map(normalise_title) + " | " + rest["year"].astype(str)
+    candidates = (rest["title"].map(normalise_title) != "") & rest["year"].notna() & key.duplicated(keep=False)
+    same_title = []
+    for _, group in rest[candidates].groupby(key[candidates], sort=False):
+        kept_dois = []
+        for index, record_doi in zip(group.index, doi[group.index]):
+            if kept_dois and (record_doi == "" or "" in kept_dois):
+                same_title.append(index)  # one of the two has no DOI, so nothing says they differ
+            else:
+                kept_dois.append(record_doi)
+    out = rest.drop(index=same_title).sort_index()
+    _print_merge_report(corpora, out, int(same_doi.sum()), len(same_title))
+    return out.reset_index(drop=True)
+
+
+def _print_merge_report(corpora: dict[str, pd.DataFrame], merged: pd.DataFrame, by_doi: int, by_title: int) -> None:
+    print(f"Merged {len(corpora)} export(s) into {len(merged):,} records:")
+    for name, frame in corpora.items():
+        print(f"  {name}: {len(frame):,} records")
+    print(f"Duplicates removed: {by_doi + by_title:,} ({by_doi:,} with the same DOI, {by_title:,} with the same "
+          "title and year). Share of records with each field (0% = the export lacks it):")
+    shares = {name: {c: _filled(f, c).mean() for c in CORPUS_COLUMNS} for name, f in corpora.items()}
+    shares["merged"] = {c: _filled(merged, c).mean() for c in CORPUS_COLUMNS}
+    table = pd.DataFrame(shares).rename(columns=lambda n: n.split(" (")[0])
+    print(table.map(lambda share: f"{share:.0%}").to_string())

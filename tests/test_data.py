@@ -152,6 +152,7 @@ def local_server(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield served, f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
+    server.server_close()
 
 
 def test_download_is_verified_and_cached(isolated_download, local_server):
@@ -213,3 +214,50 @@ def test_a_failed_download_is_retried(isolated_download, local_server, monkeypat
 def test_course_files_come_from_a_fixed_commit():
     assert data.COURSE_URL.endswith(f"/{data.COURSE_COMMIT}/") and len(data.COURSE_COMMIT) == 40
     assert "/main/" not in data.COURSE_URL
+
+
+def test_a_user_edited_course_file_is_kept_aside_not_replaced(isolated_download, local_server, capsys):
+    served, url = local_server
+    (served / "science_of_science.csv").write_text("title,abstract,year,citations\nCourse,Record,2020,1\n")
+    digest = sha256_file(served / "science_of_science.csv")
+    mine = isolated_download / "science_of_science.csv"
+    mine.write_text("title,abstract,year,citations\nMy edit,Kept,2020,1\n")
+    path = data.fetch_file("science_of_science.csv", digest, url=url + "science_of_science.csv")
+    assert path == mine and path.read_text().startswith("title,abstract,year,citations\nCourse")
+    assert (isolated_download / "science_of_science.csv.orig").read_text().endswith("My edit,Kept,2020,1\n")
+    assert "science_of_science.csv.orig" in capsys.readouterr().out
+    mine.write_text("a second edit\n")  # an earlier .orig is never overwritten
+    data.fetch_file("science_of_science.csv", digest, url=url + "science_of_science.csv")
+    assert (isolated_download / "science_of_science.csv.orig").read_text().endswith("My edit,Kept,2020,1\n")
+    assert (isolated_download / "science_of_science.csv.orig2").read_text() == "a second edit\n"
+
+
+def test_one_stray_byte_is_reported_by_line_not_turned_into_mojibake(tmp_path):
+    path = tmp_path / "scopus.csv"
+    text = _scopus_frame().assign(Authors=["Müller K.; Osei A.", "Lind S."]).to_csv(index=False)
+    path.write_bytes(text.encode().replace("Café".encode(), b"Caf\xe9"))  # one cp1252 byte
+    with pytest.warns(UserWarning, match=r"1 byte\(s\) are not valid UTF-8, on line\(s\) 3") as caught:
+        corpus = load_corpus(path)
+    assert corpus.loc[0, "authors"] == "Müller K.; Osei A."  # not MÃ¼ller
+    assert corpus.loc[1, "title"] == "Caf\ufffd culture and team science"
+    assert "scopus.csv" in str(caught[0].message)
+
+
+def test_duplicate_eids_and_dois_are_reported(tmp_path):
+    path = tmp_path / "scopus.csv"
+    frame = _scopus_frame()
+    pd.concat([frame, frame.iloc[[0]]]).to_csv(path, index=False)
+    with pytest.warns(UserWarning, match="share their EID") as caught:
+        load_corpus(path)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "share their DOI" in messages and "10.5555/x.1" in messages and "records 1, 3" in messages
+    assert len(load_corpus([path])) == 2  # the way out the warning names
+
+
+def test_a_cut_off_last_row_is_reported(tmp_path):
+    path = tmp_path / "scopus.csv"
+    text = _scopus_frame().to_csv(index=False)
+    path.write_text(text[: text.rindex("Research Policy")])
+    with pytest.warns(UserWarning, match="last row has 5 of 15 fields: the file looks cut off"):
+        corpus = load_corpus(path)
+    assert len(corpus) == 2 and pd.isna(corpus.loc[1, "outlet"])
