@@ -19,6 +19,7 @@ import pandas as pd
 
 from helpers import formats
 from helpers.cache import REPO_ROOT, sha256_file
+from helpers.text import doi_key, record_text
 
 # The course's public repository at a fixed commit (its files match course_data.sha256),
 # so an edit upstream can never break the checksums for learners.
@@ -253,9 +254,7 @@ def normalise_corpus(frame: pd.DataFrame, source: str = "the corpus", blank_cita
     else:
         out["citations"] = citations.astype("Int64")
     out["has_abstract"] = (out["abstract"] != "") & (out["abstract"] != NO_ABSTRACT)
-    ends_sentence = out["title"].str.endswith((".", "?", "!"))
-    joined = out["title"] + ends_sentence.map({True: " ", False: ". "}) + out["abstract"]
-    out["text"] = joined.where(out["has_abstract"], out["title"])
+    out["text"] = record_text(out["title"], out["abstract"].where(out["has_abstract"], ""))
     if (out["title"] == "").all():
         raise ValueError(f"{source}: every title is empty.")
     extra = [c for c in out.columns if c not in CORPUS_COLUMNS + ["text", "has_abstract"]]
@@ -305,11 +304,6 @@ def _load_export(path: Path, alone: bool = True) -> tuple[pd.DataFrame, str]:
     return frame, kind
 
 
-def normalise_doi(doi) -> str:
-    """A DOI for comparison: lower case, without ``https://doi.org/`` or ``doi:``; missing -> ``""``."""
-    return (formats.strip_doi(doi) or "").lower()
-
-
 def normalise_title(title) -> str:
     """A title for comparison: accents, case, punctuation and spacing removed (``"Café-Culture!"`` -> ``"cafe culture"``)."""
     if not isinstance(title, str):
@@ -320,7 +314,7 @@ def normalise_title(title) -> str:
 
 def _warn_duplicates(frame: pd.DataFrame, name: str) -> None:
     """Warn when records of one file share an EID (Scopus's record id) or a DOI."""
-    for column, values in (("EID", frame.get("EID")), ("DOI", frame["doi"].map(normalise_doi))):
+    for column, values in (("EID", frame.get("EID")), ("DOI", frame["doi"].map(doi_key))):
         if values is None:
             continue
         repeated = values[values.notna() & (values != "") & values.duplicated(keep=False)]
@@ -344,14 +338,14 @@ def _filled(frame: pd.DataFrame, column: str) -> pd.Series:
 def merge_corpora(corpora: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Course-schema frames (source name -> frame) as one corpus without duplicates, with a ``source`` column.
 
-    Duplicates: the same DOI (``normalise_doi``), then the same title and year (``normalise_title``) unless
+    Duplicates: the same DOI (``text.doi_key``), then the same title and year (``normalise_title``) unless
     both records have different DOIs. Of each group the record with most fields filled is kept (the first
     given on a tie). Prints the records per source, the duplicates removed and the share of each field filled.
     """
     merged = pd.concat([f.assign(source=name) for name, f in corpora.items()], ignore_index=True)
     filled = pd.DataFrame({c: _filled(merged, c) for c in CORPUS_COLUMNS})
     merged = merged.iloc[(-filled.sum(axis=1)).argsort(kind="stable")]  # most complete first
-    doi = merged["doi"].map(normalise_doi)
+    doi = merged["doi"].map(doi_key).fillna("")
     same_doi = (doi != "") & doi.duplicated()
     rest = merged[~same_doi]
     key = rest["title"].map(normalise_title) + " | " + rest["year"].astype(str)

@@ -14,7 +14,7 @@ from pathlib import Path
 import hdbscan
 import umap
 
-from helpers import clustering, trends
+from helpers import clustering, plots, trends
 from helpers.data import load_corpus
 from helpers.embeddings import embed_texts
 from helpers.labels import keyword_labels
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     clustering.export_frame(df.drop(columns="cluster"), labels, coords2d).to_csv(out / "clusters.csv", index=False)
-    clustering.plot_clusters_interactive(coords2d, labels, df, hover=("title", "year", "citations"), path=out / "map.html")
+    plots.plot_clusters_interactive(coords2d, labels, df, hover=("title", "year", "citations"), path=out / "map.html")
     table = keyword_labels(df, labels)
     table.to_csv(out / "labels.csv", index=False)
     try:
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         cited = citations.rename(columns={"n_records": "n_cited", "low": "cited_low", "high": "cited_high"})
         moves.merge(cited, on="cluster", how="left").to_csv(out / "trends.csv", index=False)
-        trends.plot_field_trends(trends.cluster_shares(df), moves, citations, path=out / "trends.png",
+        plots.plot_field_trends(trends.cluster_shares(df), moves, citations, path=out / "trends.png",
                                  labels=table.set_index("cluster")["label"].to_dict())
     print(f"{len(set(labels) - {-1})} clusters; results in {out}: " + ", ".join(sorted(p.name for p in out.iterdir())))
 

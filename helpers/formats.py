@@ -21,6 +21,8 @@ import warnings
 
 import pandas as pd
 
+from helpers.text import clean_doi
+
 FORMAT_NAMES = {
     "openalex": "OpenAlex works (JSON)", "openalex-jsonl": "OpenAlex works (JSON Lines)",
     "wos": "Web of Science plain text", "wos-tab": "Web of Science tab-delimited",
@@ -28,7 +30,6 @@ FORMAT_NAMES = {
 }
 # Scopus writes "Cited by: 12" into BibTeX's note and "Cited By: 12" into RIS's N1.
 _CITED_BY = re.compile(r"cited by:?\s*(\d+)", flags=re.IGNORECASE)
-_DOI_PREFIX = re.compile(r"^\s*(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", flags=re.IGNORECASE)
 # Lone surrogates that ``errors="surrogateescape"`` makes of bytes that are not UTF-8.
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
 
@@ -110,13 +111,6 @@ def read_export(text: str, name: str, kind: str | None = None) -> pd.DataFrame:
         raise ValueError(f"{name}: read as {what}, but no record has a title; check that the export includes "
                          "titles (and abstracts).")
     return frame
-
-
-def strip_doi(doi) -> str | None:
-    """``https://doi.org/10.1/X`` or ``doi:10.1/X`` -> ``10.1/X`` (case kept); empty -> None."""
-    if not isinstance(doi, str) or not doi.strip():
-        return None
-    return _DOI_PREFIX.sub("", doi).strip() or None
 
 
 def _joined(values) -> str | None:
@@ -227,7 +221,7 @@ def _openalex_row(work: dict, invert_abstract) -> dict:
         "citations": work.get("cited_by_count"),
         "open_access": open_access,
         "language": work.get("language"),  # an ISO 639-1 code, e.g. "en"
-        "doi": strip_doi(work.get("doi")),
+        "doi": clean_doi(work.get("doi")),
         "affiliations": _joined(i.get("display_name") for a in authorships for i in a.get("institutions") or []),
         "topics": _joined(t.get("display_name") for t in work.get("topics") or []),
         "openalex_id": work.get("id"),
@@ -259,7 +253,7 @@ def wos_records(text: str, name: str = "the file", kind: str = "wos") -> list[di
     for record in records:
         row = {column: (record.get(tag) or "").strip() or None for tag, column in WOS_TAGS.items()}
         row["keywords"] = _split(row["keywords"])
-        row["doi"] = strip_doi(row["doi"])
+        row["doi"] = clean_doi(row["doi"])
         rows.append(row)
     if records and not any("TI" in r for r in records):
         raise ValueError(f"{name}: read as {FORMAT_NAMES[kind]}, but it has no TI (title) field.")
@@ -300,7 +294,7 @@ def ris_records(text: str, name: str = "the file", kind: str = "ris") -> list[di
             "citations": _cited_by(*notes),
             "open_access": None,
             "language": entry.get("language"),
-            "doi": strip_doi(entry.get("doi")),
+            "doi": clean_doi(entry.get("doi")),
             "affiliations": _joined(entry.get("author_address") if isinstance(entry.get("author_address"), list)
                                     else _split(entry.get("author_address"))),
         })
@@ -348,7 +342,7 @@ def bibtex_records(text: str, name: str = "the file", kind: str = "bibtex") -> l
             "citations": _cited_by(note),
             "open_access": access.group(0).replace(", ", "; ") if access else None,
             "language": field.get("language") or field.get("langid"),
-            "doi": strip_doi(field.get("doi")),
+            "doi": clean_doi(field.get("doi")),
             "affiliations": field.get("affiliations"),
         })
     return rows

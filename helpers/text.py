@@ -128,11 +128,17 @@ def record_text(titles: pd.Series, abstracts: pd.Series) -> pd.Series:
 _DOI_PREFIX = re.compile(r"^\s*(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", flags=re.IGNORECASE)
 
 
-def doi_key(doi) -> str | None:
-    """A DOI as a join key: lower case, without ``https://doi.org/`` or ``doi:`` and spaces; None when missing."""
+def clean_doi(doi) -> str | None:
+    """A DOI as exports should hold it: without ``https://doi.org/``, ``doi:`` and spaces, case kept; None when missing."""
     if not isinstance(doi, str) or not doi.strip():
         return None
-    return _DOI_PREFIX.sub("", doi).strip().lower() or None
+    return _DOI_PREFIX.sub("", doi).strip() or None
+
+
+def doi_key(doi) -> str | None:
+    """A DOI as a join key: ``clean_doi`` in lower case (DOIs are case-insensitive); None when missing."""
+    cleaned = clean_doi(doi)
+    return cleaned.lower() if cleaned else None
 
 
 def join_on_doi(frame: pd.DataFrame, records: pd.DataFrame, columns: list[str], doi: pd.Series | None = None):

@@ -3,20 +3,16 @@
 Shares, not counts, since a corpus grows: a topic that keeps its share while the field doubles is not growing.
 Intervals are seeded bootstraps over records, years held fixed (each year's records resampled among themselves).
 The clusters are fitted on all years at once, so a topic's boundaries are the same in 2005 and in 2025.
-Pure functions on a frame with ``year``, ``cluster`` and ``citations``; ``plot_field_trends`` only draws.
+Pure functions on a frame with ``year``, ``cluster`` and ``citations``; ``helpers.plots.plot_field_trends`` draws them.
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pandas as pd
 
-from helpers.cache import save_figure
-from helpers.checks import require_columns
+from helpers.checks import NOISE, require_columns
 
-NOISE = -1
-TREND_COLOURS = {"growing": "#1b9e77", "shrinking": "#d95f02", "no clear trend": "#7f7f7f"}
 
 
 def _counts(frame: pd.DataFrame, min_records: int) -> pd.DataFrame:
@@ -107,42 +103,3 @@ def normalised_citations(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0)
         rows.append({"cluster": int(cluster), "n_records": len(values), "mean_normalised": values.mean(),
                      "low": low, "high": high, "median_citations": float(group["citations"].median())})
     return pd.DataFrame(rows)
-
-
-def plot_field_trends(shares: pd.DataFrame, trends: pd.DataFrame, citations: pd.DataFrame | None = None,
-                      labels: dict | None = None, path=None, n_cols: int = 4):
-    """One panel per cluster: its yearly share with the 95% band, coloured by trend, titled with its label and
-    normalised citations; the first panel, the field's records per year. Noise is left out. Returns the Figure."""
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    clusters = [c for c in trends["cluster"] if c != NOISE]
-    n_rows = math.ceil((len(clusters) + 1) / n_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.2 * n_cols, 2.3 * n_rows), squeeze=False, sharex=True)
-    axes = axes.ravel()
-    totals = shares.drop_duplicates("year").set_index("year")["n_year"]
-    axes[0].bar(totals.index, totals.to_numpy(), color="#4c4c4c", width=0.8)
-    axes[0].set_title("the field: records per year", fontsize=9)
-    cited = citations.set_index("cluster") if citations is not None else None
-    by_cluster = trends.set_index("cluster")
-    for ax, cluster in zip(axes[1:], clusters):
-        row, rows = by_cluster.loc[cluster], shares[shares["cluster"] == cluster]
-        colour = TREND_COLOURS[row["trend"]]
-        ax.fill_between(rows["year"], rows["share_low"] * 100, rows["share_high"] * 100, color=colour, alpha=0.25, linewidth=0)
-        ax.plot(rows["year"], rows["share"] * 100, color=colour, linewidth=1.5)
-        ax.set_ylim(0, max(rows["share_high"].max() * 105, 1))  # each panel its own scale: small clusters show too
-        name = f"{cluster}: {labels[cluster]}" if labels and cluster in labels else f"cluster {cluster}"
-        detail = f"{row['trend']} ({row['slope_pp']:+.2f} pp/yr)"
-        if cited is not None and cluster in cited.index:
-            detail += f", cited {cited.at[cluster, 'mean_normalised']:.1f}x"
-        ax.set_title(f"{name[:38]}\n{detail}", fontsize=8, color=colour if row["trend"] != "no clear trend" else "black")
-    for ax in axes:
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
-        ax.tick_params(labelsize=7, labelbottom=True)
-    for ax in axes[len(clusters) + 1:]:
-        ax.set_visible(False)
-    fig.supylabel("share of the year's records (%)", fontsize=9)
-    fig.suptitle("How the field moves: each cluster's share per year, 95% bootstrap band "
-                 "(green growing, orange shrinking, grey no clear trend)", fontsize=10)
-    fig.tight_layout()
-    return save_figure(fig, path)

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from helpers import formats
-from helpers.data import CORPUS_COLUMNS, load_corpus, normalise_doi, normalise_title
+from helpers.data import CORPUS_COLUMNS, load_corpus, normalise_title
+from helpers.text import doi_key
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GENDER_GAPS = "Gender gaps in grant funding: evidence from three national research councils"
@@ -109,7 +110,7 @@ def test_openalex_page_list_and_json_lines_read_the_same(tmp_path):
     assert first["abstract"].startswith("We study gender gaps in grant funding across three")  # rebuilt from the index
     assert first["authors"] == "Marta Keller; Ama Osei; Jörg Müller"
     assert first["affiliations"] == "University of Bern; ETH Zurich"
-    assert first["doi"] == "10.5555/GG.2021" and normalise_doi(first["doi"]) == "10.5555/gg.2021"
+    assert first["doi"] == "10.5555/GG.2021" and doi_key(first["doi"]) == "10.5555/gg.2021"
     assert first["keywords"] == ["gender gap", "grant funding"] and first["topics"] == "Gender and research funding"
     assert first["open_access"] == "All Open Access; Hybrid Gold Open Access" and first["language"] == "en"
     assert (first["outlet"], first["outlet_type"], first["citations"]) == ("Scientometrics", "Article", 13)

@@ -4,12 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.trends import (
-    cluster_shares,
-    cluster_trends,
-    normalised_citations,
-    plot_field_trends,
-)
+from helpers.plots import plot_field_trends
+from helpers.trends import cluster_shares, cluster_trends, normalised_citations
 
 
 def _field(seed=0):
