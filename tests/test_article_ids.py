@@ -9,12 +9,13 @@ import pytest
 
 from helpers.extraction import ask_articles, find_evidence
 from helpers.pdfs import find_quote, read_articles, split_passages
+from helpers.prompts import Question
 
 FIRST = "paper_10.1007_978-3-031-22028-9_22.pdf"   # inclusive fitness, 4 pages
 SECOND = "paper_10.1007_s40806-016-0050-z.pdf"     # criticisms of evolutionary psychology, 12 pages
-QUESTION = "Does the article report a survey of researchers?"
-DEFINITION = ("A survey of researchers asks scientists, by questionnaire, what they think or do, "
-              "and reports the share of respondents who gave each answer.")
+QUESTION = Question("survey", "Does the article report a survey of researchers?",
+                    definition="A survey of researchers asks scientists, by questionnaire, what they think or do, "
+                               "and reports the share of respondents who gave each answer.")
 
 
 @pytest.fixture(scope="module")
@@ -34,17 +35,17 @@ def test_two_same_named_pdfs_give_two_rows_with_their_own_evidence(same_named, g
     passages = split_passages(pages)
     assert passages.groupby("file")["page"].max().to_dict() == {"a/paper.pdf": 4, "b/paper.pdf": 12}
 
-    evidence = find_evidence(pages, DEFINITION)
+    evidence = find_evidence(pages, QUESTION)
     assert evidence["file"].tolist() == ["a/paper.pdf", "b/paper.pdf"]
     assert evidence["evidence"].nunique() == 2
     for row in evidence.itertuples():  # each article's quote is its own text, not the other's
         mine, other = pages[pages.file == row.file], pages[pages.file != row.file]
         assert find_quote(row.quote, mine)["found"] and not find_quote(row.quote, other)["found"]
 
-    results = ask_articles((pages, status), QUESTION, DEFINITION, generator=generator)
+    results = ask_articles((pages, status), QUESTION, generator=generator)
     assert results["file"].tolist() == ["a/paper.pdf", "b/paper.pdf"]  # two rows, not one merged twice
     assert (results["status"] == "ok").all() and results["verified"].all()
-    assert results["evidence"].tolist() == evidence["quote"].tolist()
+    assert results["quote"].tolist() == evidence["quote"].tolist()  # each row quotes its own article
     # the model read two different chats: its probabilities differ
     assert results["p_TRUE"].nunique() == 2
     assert results["answer"].isin(["TRUE", "FALSE", "UNCLEAR"]).all()
