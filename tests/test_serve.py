@@ -19,7 +19,7 @@ from helpers import prompts  # noqa: E402
 from helpers.cache import cache_dir  # noqa: E402
 from helpers.endpoint import Endpoint  # noqa: E402
 from helpers.extraction import ANSWERS, UNPARSEABLE, EvidenceSettings, ask_articles  # noqa: E402
-from helpers.generation import _first_choice_in, generate  # noqa: E402
+from helpers.generation import GenerationSettings, _first_choice_in, generate  # noqa: E402
 from helpers.llm_labels import LabelSettings, label_clusters  # noqa: E402
 from scale.serve import packaged_model_folder, transformers_server  # noqa: E402
 
@@ -84,9 +84,9 @@ def test_ask_articles_through_the_server(served, generator, demo_corpus, tmp_pat
 
     # The server's answers are in the shared generation cache, with the exact chats it was sent.
     stored = [json.loads(p.read_text()) for p in cache_dir("generations").glob("*.json")]
-    stored = [s for s in stored if s["model"] == served.name]
+    stored = [s for s in stored if s["generator"] == served.key]
     assert len(stored) == 2
-    again = generate([s["messages"] for s in stored], generator, max_new_tokens=16, cache=False)
+    again = generate([s["messages"] for s in stored], generator, GenerationSettings(max_new_tokens=16), cache=False)
     assert again == [s["output"] for s in stored]  # the local model writes the same greedy text
     parsed = {_first_choice_in(s["output"], ANSWERS) or UNPARSEABLE for s in stored}
     assert set(remote["answer"]) <= parsed
