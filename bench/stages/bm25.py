@@ -1,0 +1,166 @@
+"""Stage ``bm25`` (run when named): the project's BM25 against the bm25s library, same tokens, same k1 and b.
+
+Corpus: the passages of the course PDFs as step 1 of the extraction cuts them
+(``split_passages(drop_references(pages))``); queries: the course's search
+queries and the two extraction definitions. bm25s (not a dependency: ``pip
+install bm25s`` first) gets our tokens and our formula: ``method="atire"``
+(tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / mean length))) with
+``idf_method="lucene"`` (log(1 + (N - df + 0.5) / (df + 0.5))), as
+``bm25_weights`` documents. Only hits with a score above 0 count.
+"""
+from __future__ import annotations
+
+import statistics
+
+from bench.common import Stage, peak_mib, timed
+from bench.tables import measured_when, num, ratio, variant_table
+
+TOP = 10
+REPEATS = 3
+
+
+def variants(device: str) -> list[str]:
+    """Ours, then bm25s with its default (numpy) and its numba backend."""
+    return ["ours", "bm25s", "bm25s:numba"]
+
+
+def _corpus_and_queries(n: int | None) -> tuple[list[str], list[str]]:
+    from helpers import prompts
+    from helpers.data import fetch_articles
+    from helpers.extraction import drop_references
+    from helpers.pdfs import read_articles, split_passages
+    from helpers.retrieval import load_queries
+
+    pages, _ = read_articles(fetch_articles())
+    texts = split_passages(drop_references(pages))["text"].tolist()[: n or None]
+    definitions = [q["definition"] for q in prompts.EXTRACTION_QUESTIONS.values()]
+    return texts, load_queries()["query"].tolist() + definitions
+
+
+def _ours(texts: list[str]):
+    """(index seconds, a function query -> (ids, scores) of the top hits) for bm25_weights + lexical_scores."""
+    import numpy as np
+    import pandas as pd
+
+    from helpers.retrieval import SearchIndex, _top, bm25_weights, lexical_scores
+
+    (weights, vocabulary), index_s, _ = timed(bm25_weights, texts)
+    # lexical_scores reads only the BM25 part of an index: no embeddings are needed here.
+    index = SearchIndex(pd.DataFrame({"text": texts}), np.zeros((len(texts), 1), np.float32), weights, vocabulary,
+                        "none", "text")
+
+    def query(text):
+        scores = lexical_scores(index, text)
+        ids = _top(scores, TOP)
+        return ids, scores[ids]
+
+    settings = "bm25_weights(texts) (CountVectorizer + sparse weights), lexical_scores + top 10 per query"
+    return index_s, query, settings
+
+
+def _bm25s(texts: list[str], backend: str):
+    """The same for bm25s: our tokens indexed by ``bm25s.BM25(...).index``, queried with ``retrieve``."""
+    import bm25s
+
+    from helpers.retrieval import BM25_B, BM25_K1, tokenize
+
+    def build():
+        model = bm25s.BM25(k1=BM25_K1, b=BM25_B, method="atire", idf_method="lucene", backend=backend)
+        model.index([tokenize(t) for t in texts], show_progress=False)
+        return model
+
+    model, index_s, _ = timed(build)
+
+    def query(text):
+        tokens = list(dict.fromkeys(tokenize(text)))  # once each, as lexical_scores counts them
+        ids, scores = model.retrieve([tokens], k=TOP, show_progress=False)
+        return ids[0], scores[0]
+
+    settings = (f"bm25s {bm25s.__version__} BM25(method='atire', idf_method='lucene', backend={backend!r}) "
+                "on our tokens, retrieve(k=10) per query")
+    return index_s, query, settings
+
+
+def job(variant: str, n: int | None) -> dict:
+    """Index the passages and answer every query ``REPEATS`` times: seconds, ms per query, and the top hits."""
+    import numpy as np
+
+    from helpers.retrieval import tokenize
+
+    texts, queries = _corpus_and_queries(n)
+    _, tokenize_s, _ = timed(lambda: [tokenize(t) for t in texts])
+    kind, _, backend = variant.partition(":")
+    index_s, query, settings = _ours(texts) if kind == "ours" else _bm25s(texts, backend or "numpy")
+    _, first_s, _ = timed(query, queries[0])  # one-off costs (numba compiling, lazy imports)
+    times = [timed(query, q)[1] for _ in range(REPEATS) for q in queries]
+    hits = [query(q) for q in queries]
+    return {"n": len(texts), "n_queries": len(queries), "index_seconds": index_s, "tokenize_seconds": tokenize_s,
+            "first_query_ms": 1000 * first_s, "median_ms": 1000 * statistics.median(times),
+            "p90_ms": 1000 * float(np.percentile(times, 90)),
+            "top10": [[int(i) for i, s in zip(ids, scores) if s > 0] for ids, scores in hits],
+            "scores10": [[float(s) for s in scores if s > 0] for _, scores in hits],
+            "settings": settings, "peak_mib": peak_mib()}
+
+
+def _same_ranking(ours: tuple[list, list], theirs: tuple[list, list], tolerance: float = 1e-4) -> str:
+    """``same``, ``tie`` (differing hits all score the lowest score of the top 10, within ``tolerance``) or ``other``."""
+    (ids, scores), (their_ids, their_scores) = ours, theirs
+    if set(ids) == set(their_ids):
+        return "same"
+    low, their_low = min(scores, default=0), min(their_scores, default=0)
+    differing = [s for i, s in zip(ids, scores) if i not in their_ids]
+    differing += [s for i, s in zip(their_ids, their_scores) if i not in ids]
+    return "tie" if abs(low - their_low) <= tolerance and all(abs(s - low) <= tolerance for s in differing) else "other"
+
+
+def summarise(tmp, results: dict) -> dict:
+    """Each variant's top-10 against ours: queries with the same hits, mean overlap, largest score difference."""
+    ours = results.get("ours", {})
+    out = {}
+    for name, r in results.items():
+        if name == "ours" or "top10" not in r or "top10" not in ours:
+            continue
+        pairs = list(zip(zip(ours["top10"], ours["scores10"]), zip(r["top10"], r["scores10"])))
+        kinds = [_same_ranking(a, b) for a, b in pairs]
+        # A query no passage matches (no hit on either side) agrees fully.
+        overlap = [len(set(a[0]) & set(b[0])) / max(len(a[0]), len(b[0])) if a[0] or b[0] else 1.0 for a, b in pairs]
+        diffs = [abs(x - y) for a, b in pairs if len(a[1]) == len(b[1]) for x, y in zip(sorted(a[1]), sorted(b[1]))]
+        out[name] = {"same": kinds.count("same"), "ties": kinds.count("tie"), "other": kinds.count("other"),
+                     "mean_overlap": statistics.mean(overlap) if overlap else None,
+                     "max_score_difference": max(diffs, default=0.0)}
+    return {"agreement": out}
+
+
+def report(st: dict) -> tuple[list[str], list[tuple]]:
+    """The table of index and query times against ours, with how many queries get the same top 10."""
+    v = st["variants"]
+    base = v.get("ours", {})
+    agree = st.get("agreement", {})
+
+    def same_hits(name: str) -> str:
+        a = agree.get(name)
+        if not a:
+            return "-"
+        return (f"{a['same']}/{base.get('n_queries', '?')} same ({a['ties']} differ only at tied scores), "
+                f"mean overlap {a['mean_overlap']:.3f}, scores within {a['max_score_difference']:.1e}")
+
+    lines = [f"## BM25: ours against bm25s ({base.get('n', '?')} PDF passages, {base.get('n_queries', '?')} queries "
+             f"x 3, top 10)", "",
+             measured_when(st) + " Both get our tokens (`tokenize`) and our formula (k1 1.5, b 0.75); index "
+             "seconds include tokenising every passage (`tokenize` alone: "
+             f"{num(base.get('tokenize_seconds'), 2)} s); a query's time includes tokenising it; a ratio above 1 "
+             "is faster than ours. "
+             "bm25s is not a dependency of the course (see bench/NOTES.md).", ""]
+    cols = [("settings", lambda r: r.get("settings", "")), ("index s", lambda r: num(r.get("index_seconds"), 3)),
+            ("index ratio", lambda r: ratio(base.get("index_seconds"), r.get("index_seconds"))),
+            ("median ms per query", lambda r: num(r.get("median_ms"), 3)),
+            ("p90 ms", lambda r: num(r.get("p90_ms"), 3)),
+            ("query ratio", lambda r: ratio(base.get("median_ms"), r.get("median_ms"))),
+            ("first query ms", lambda r: num(r.get("first_query_ms"), 1)),
+            ("peak MiB", lambda r: num(r.get("peak_mib"), 0))]
+    lines += variant_table(st, cols) + [""]
+    lines += [f"- `{name}` against ours: {same_hits(name)}." for name in v if name != "ours"] + [""]
+    return lines, []
+
+
+STAGE = Stage("bm25", job=job, variants=variants, report=report, quick_size=400, summarise=summarise)
