@@ -28,7 +28,8 @@ class Stage:
 
     job(variant, n, *extra) -> dict runs in a process of its own (n: records, None for the full size);
     report(stored stage) -> (lines, targets), a target being (what, measured, met or None);
-    quick_size: n under --quick; writes_vectors: the job gets a ``.npy`` path for its vectors;
+    quick_size: n under --quick; writes_file: the job gets a ``.npy`` path in the run's folder for
+    what summarise compares (vectors; bm25: its hits, beside it as ``.json``);
     summarise(tmp folder, variants' results) -> dict merged into the stored stage (e.g. agreement);
     estimate(variant, results so far, budget seconds, n) -> an extrapolated result instead of a run, or None.
     """
@@ -38,7 +39,7 @@ class Stage:
     variants: Callable[[str], list[str]]
     report: Callable[[dict], tuple[list[str], list[tuple]]]
     quick_size: int | None = None
-    writes_vectors: bool = False
+    writes_file: bool = False
     summarise: Callable[[Path, dict], dict] | None = None
     estimate: Callable[..., dict | None] | None = None
 
@@ -150,6 +151,6 @@ def run_job(args: list[str], env: dict, timeout: int = 3600) -> dict:
         return {"error": " | ".join(tail)[-500:]}
     result = json.loads(lines[-1][len(MARK):])
     result["process_seconds"] = time.perf_counter() - start
-    print("    ", {k: (round(v, 3) if isinstance(v, float) else v) for k, v in result.items() if k not in ("answers", "top10", "scores10")},
+    print("    ", {k: (round(v, 3) if isinstance(v, float) else v) for k, v in result.items() if k != "answers"},
           flush=True)
     return result

@@ -49,7 +49,7 @@ def run_stages(names: list[str], quick: bool, env: dict, tmp: Path, budget_s: fl
         stage_results, load = {}, os.getloadavg()
         for variant in stage.variants(device):
             args = [name, variant, str(n or 0)]
-            if stage.writes_vectors:
+            if stage.writes_file:
                 args.append(str(tmp / f"{name}-{variant.replace(':', '-')}.npy"))
             estimate = stage.estimate(variant, stage_results, budget_s, n) if stage.estimate else None
             if estimate:

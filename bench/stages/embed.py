@@ -88,5 +88,5 @@ def report(st: dict) -> tuple[list[str], list[tuple]]:
     return lines, targets
 
 
-STAGE = Stage("embed", job=job, variants=variants, report=report, quick_size=64, writes_vectors=True,
+STAGE = Stage("embed", job=job, variants=variants, report=report, quick_size=64, writes_file=True,
               summarise=summarise)

@@ -126,5 +126,5 @@ def report(st: dict) -> tuple[list[str], list[tuple]]:
     return lines, []
 
 
-STAGE = Stage("ray_embed", job=job, variants=variants, report=report, quick_size=64, writes_vectors=True,
+STAGE = Stage("ray_embed", job=job, variants=variants, report=report, quick_size=64, writes_file=True,
               summarise=summarise, estimate=estimate)
