@@ -23,18 +23,17 @@ def job(variant: str, n: int | None) -> dict:
 
     from helpers.data import load_corpus
     from helpers.endpoint import Endpoint
-    from helpers.labels import label_clusters
+    from helpers.llm_labels import LabelSettings, label_clusters
     from helpers.models import load_generator
     from scale.serve import packaged_model_folder, transformers_server
 
     k = n or 8
     corpus = load_corpus("course")
     groups = np.random.default_rng(SEED).integers(0, k, len(corpus))
-    titles = corpus.groupby(groups)["title"].apply(list).to_dict()
     info = device_and_threads()
 
     def run(generator):
-        table = label_clusters(titles, generator, n_titles=10, seed=0, max_new_tokens=32, cache=False)
+        table = label_clusters(corpus, groups, generator, settings=LabelSettings(max_new_tokens=32), cache=False)
         return table["answer"].tolist(), table["error"].notna().sum()
 
     if variant == "local":
@@ -46,11 +45,13 @@ def job(variant: str, n: int | None) -> dict:
         folder = packaged_model_folder()
         with transformers_server(folder, device="cpu", log_path=BENCH_TMP / f"serve-{concurrency}.log") as url:
             endpoint = Endpoint(url, str(folder), server="transformers", concurrency=concurrency, timeout=600, retries=1)
-            label_clusters({0: titles[0]}, endpoint, n_titles=10, seed=1, cache=False)  # warm-up
+            first = groups == 0  # warm-up: another sample of one group
+            label_clusters(corpus[first], groups[first], endpoint, settings=LabelSettings(seed=1), cache=False)
             (answers, failed), wall, cpu = timed(run, endpoint)
         settings = f"label_clusters(generator=Endpoint(transformers serve, concurrency={concurrency}))"
         cpu = None  # generation runs in the server's process
-    return {"n": len(titles), "seconds": wall, "cpu_seconds": cpu, "prompts_per_s": len(titles) / wall,
+    n_groups = len(set(groups.tolist()))
+    return {"n": n_groups, "seconds": wall, "cpu_seconds": cpu, "prompts_per_s": n_groups / wall,
             "failed": int(failed), "answers": answers, "settings": settings, "peak_mib": peak_mib(), **info}
 
 

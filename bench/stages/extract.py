@@ -20,19 +20,20 @@ def job(variant: str, n: int | None) -> dict:
     "all-passages" is the path before the lexical prefilter (every passage embedded);
     "ours" embeds only the 12 passages per article that share most words with the definition.
     """
-    from helpers import prompts
     from helpers.data import fetch_articles
-    from helpers.extraction import ask_articles, course_judge, load_labels, resolve_question
+    from helpers.evaluation import load_annotations
+    from helpers.extraction import EvidenceSettings, ask_articles, course_judge
     from helpers.generation import make_messages
     from helpers.models import load_generator
     from helpers.pdfs import read_articles
+    from helpers.prompts import EXTRACTION_SYSTEM, get_question
 
     # Cold embeddings too: a cache of this job's own, with only the converted models linked in.
     os.environ["SCISCI_CACHE"] = str(fresh_cache(Path(tempfile.mkdtemp(prefix="bench-extract-")), shared=("models",)))
     paths = fetch_articles()[: n or None]
     pages, status = read_articles(paths)
     pipe = load_generator()
-    question_id, question, definition = resolve_question("bibliometric")
+    question = get_question("bibliometric")
     if variant == "baseline":
         def run():
             answers = []
@@ -42,26 +43,27 @@ def job(variant: str, n: int | None) -> dict:
                     answers.append(None)
                     continue
                 first = group.sort_values("page")["text"].iloc[0]
-                user = f"{question}\nDefinition: {definition}\n\nArticle (first page):\n{first}\n\nAnswer TRUE or FALSE."
-                out = pipe(make_messages(user, prompts.EXTRACTION_SYSTEM), max_new_tokens=8, do_sample=False)
+                user = (f"{question.question}\nDefinition: {question.definition}\n\nArticle (first page):\n{first}"
+                        "\n\nAnswer TRUE or FALSE.")
+                out = pipe(make_messages(user, EXTRACTION_SYSTEM), max_new_tokens=8, do_sample=False)
                 answers.append(out[0]["generated_text"][-1]["content"].strip())
             return answers
 
         settings = "whole first page + question, pipe(..., max_new_tokens=8), one call per article"
     else:
-        judge = course_judge("bibliometric", generator=False)  # fitted once, outside the timing
         candidates = None if variant == "all-passages" else 12
+        # Fitted once, outside the timing, with the settings it judges (ask_articles refuses any other judge).
+        judge = course_judge(question, generator=False, settings=EvidenceSettings(candidates=candidates))
 
-        def run():
-            return ask_articles((pages, status), "bibliometric", generator=pipe, judge=judge, candidates=candidates,
-                                cache=False)["combined"].tolist()
+        def run():  # generations start empty: this job's cache holds only the models
+            return ask_articles((pages, status), question, generator=pipe, judge=judge)["combined"].tolist()
 
         settings = (f"ask_articles, embedding {'every passage' if candidates is None else '12 BM25 candidates per article'}"
                     ", top-3, constrained choice, batched")
     answers, wall, cpu = timed(run)
     n_ok = int((status["status"] == "ok").sum())
     # Accuracy on the hand labels of the PDFs (test-only: nothing was fitted on them); free text counts by its first word.
-    labels = load_labels().query("source == 'pdf' and question_id == 'bibliometric'").set_index("file")["label"]
+    labels = load_annotations().query("source == 'pdf' and question_id == 'bibliometric'").set_index("file")["label"]
     said = {f: "TRUE" if str(a).strip().upper().startswith("TRUE") else "FALSE"
             for f, a in zip(status["file"], answers)} if len(answers) == len(status) else {}
     right = [said[f] == label for f, label in labels.items() if f in said]

@@ -10,15 +10,15 @@ def variants(device: str) -> list[str]:
     return ["baseline", "batched:8"] + (["batched:32"] if device == "cuda" else [])
 
 
-def _titles_by_cluster(k: int) -> dict:
+def _clustered_records(k: int):
+    """The course records with an abstract and their ``k`` KMeans clusters of the course embeddings."""
     from sklearn.cluster import KMeans
 
     from helpers.data import load_corpus
 
     corpus = load_corpus("course")
     df = corpus[corpus["has_abstract"]].reset_index(drop=True)
-    labels = KMeans(k, n_init=4, random_state=SEED).fit_predict(course_embeddings())
-    return df.groupby(labels)["title"].apply(list).to_dict()
+    return df, KMeans(k, n_init=4, random_state=SEED).fit_predict(course_embeddings())
 
 
 def job(variant: str, n: int | None, max_new_tokens: int = 32) -> dict:
@@ -27,40 +27,47 @@ def job(variant: str, n: int | None, max_new_tokens: int = 32) -> dict:
     Both send the same chats (``cluster_label_messages``: system prompt, worked
     examples, 10 sampled titles) and decode greedily for ``max_new_tokens`` with
     the course's repetition penalty, so their answers can be compared.
+    ``batched:K`` with K other than 8 (label_clusters' batches) calls ``generate``
+    on the same chats with batches of K.
     """
-    from helpers.labels import LABEL_REPETITION_PENALTY, cluster_label_messages, label_clusters, sample_titles
+    from helpers.generation import generate
+    from helpers.llm_labels import LabelSettings, cluster_label_messages, label_clusters, sample_titles
     from helpers.models import load_generator, model_info
 
-    k = n or 8
-    titles = _titles_by_cluster(k)
+    df, clusters = _clustered_records(n or 8)
+    settings = LabelSettings(max_new_tokens=max_new_tokens)  # 10 titles, seed 0, the course's penalty
+    titles = {c: df["title"][clusters == c].tolist() for c in sorted(set(clusters.tolist()))}
+    chats = [cluster_label_messages(sample_titles(t, settings.n_titles, settings.seed, settings.title_words))
+             for t in titles.values()]
     pipe = load_generator()
     info = {**device_and_threads(), "model": model_info(pipe).name, "max_new_tokens": max_new_tokens}
-    clusters = sorted(titles)
     if variant == "baseline":
         def run():
             answers = []
-            for c in clusters:
-                chat = cluster_label_messages(sample_titles(titles[c], 10, 0))
+            for chat in chats:
                 out = pipe(chat, max_new_tokens=max_new_tokens, do_sample=False,
-                           repetition_penalty=LABEL_REPETITION_PENALTY)
+                           repetition_penalty=settings.repetition_penalty)
                 answers.append(out[0]["generated_text"][-1]["content"].strip())
             return answers
 
-        settings = (f"pipe(chat, max_new_tokens={max_new_tokens}, do_sample=False, "
-                    f"repetition_penalty={LABEL_REPETITION_PENALTY}), one call per cluster")
+        settings_text = (f"pipe(chat, max_new_tokens={max_new_tokens}, do_sample=False, "
+                         f"repetition_penalty={settings.repetition_penalty}), one call per cluster")
     else:
         batch_size = int(variant.partition(":")[2] or 8)
 
         def run():
-            table = label_clusters(titles, pipe, n_titles=10, seed=0, max_new_tokens=max_new_tokens,
-                                   batch_size=batch_size, cache=False)
-            return table["answer"].tolist()
+            if batch_size == 8:
+                return label_clusters(df, clusters, pipe, settings=settings, cache=False)["answer"].tolist()
+            return generate(chats, pipe, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                            repetition_penalty=settings.repetition_penalty, cache=False)
 
-        settings = f"label_clusters(batch_size={batch_size}, greedy, same penalty), left-padded batches"
+        settings_text = (f"{'label_clusters' if batch_size == 8 else 'generate'}(batch_size={batch_size}, greedy, "
+                         "same penalty), left-padded batches")
     answers, wall, cpu = timed(run)
     tokens = sum(len(pipe.tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
-    return {"n": len(clusters), "seconds": wall, "cpu_seconds": cpu, "new_tokens": tokens,
-            "tokens_per_s": tokens / wall, "answers": answers, "settings": settings, "peak_mib": peak_mib(), **info}
+    return {"n": len(titles), "seconds": wall, "cpu_seconds": cpu, "new_tokens": tokens,
+            "tokens_per_s": tokens / wall, "answers": answers, "settings": settings_text, "peak_mib": peak_mib(),
+            **info}
 
 
 def report(st: dict) -> tuple[list[str], list[tuple]]:
