@@ -43,7 +43,7 @@ def test_plot_similarity_rejects_bad_shapes():
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory, data_dir):
     """Runs the notebook once, offline (conftest), writing into a temporary outputs folder."""
-    from run_notebooks import execute_notebook
+    from tools.run_notebooks import execute_notebook
 
     outputs = tmp_path_factory.mktemp("notebook1_outputs")
     monkeypatch = pytest.MonkeyPatch()
@@ -147,6 +147,6 @@ def test_closing_section_uses_three_course_titles(executed, course_corpus):
 
 
 def test_no_library_warnings(executed):
-    from run_notebooks import library_warnings
+    from tools.run_notebooks import library_warnings
 
     assert library_warnings(executed[0]) == []

@@ -11,7 +11,7 @@ import pytest
 
 from helpers import REPO_URL
 from helpers.cache import REPO_ROOT
-from run_notebooks import course_notebooks
+from tools.run_notebooks import course_notebooks
 
 def setup_cell(path) -> str:
     notebook = nbformat.read(path, as_version=4)

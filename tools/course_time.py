@@ -38,6 +38,7 @@ class CourseTime:
 
     @property
     def total_minutes(self) -> float:
+        """Reading, TASK and compute minutes together."""
         return self.words / WORDS_PER_MINUTE + self.task_minutes + (self.compute_s or 0) / 60
 
 
@@ -81,6 +82,7 @@ def table(times: list[CourseTime]) -> str:
 
 
 def main(argv=None) -> int:
+    """Print each notebook's core-path minutes against the budget (the command line; see the module's docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", help="notebooks (default: the course's three, as committed)")
     args = parser.parse_args(argv)

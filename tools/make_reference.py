@@ -15,10 +15,18 @@ from pathlib import Path
 from helpers.cache import outputs_dir
 from helpers.clustering import CLUSTERS_FILE, COURSE_SEED
 from helpers.data import load_corpus
-from helpers.reference import REFERENCE_ANSWERS, REFERENCE_CLUSTERS, REFERENCE_DIR, REFERENCE_ENVIRONMENT, environment, record_ids
+from helpers.reference import (
+    REFERENCE_ANSWERS,
+    REFERENCE_CLUSTERS,
+    REFERENCE_DIR,
+    REFERENCE_ENVIRONMENT,
+    environment,
+    record_ids,
+)
 
 
 def main(argv=None) -> None:
+    """Write helpers/reference/ from the executed notebooks' files in OUTPUTS (the command line)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("outputs", nargs="?", type=Path, default=None, help="folder of the executed notebooks' files")
     folder = parser.parse_args(argv).outputs or outputs_dir()

