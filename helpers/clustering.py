@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import packages_distributions, version
 from pathlib import Path
 
@@ -59,7 +59,7 @@ def cached_fit_transform(estimator, x) -> np.ndarray:
     return result
 
 
-@lru_cache(maxsize=None)
+@cache
 def _distributions() -> dict[str, list[str]]:
     return packages_distributions()  # top-level module -> distributions, e.g. "sklearn" -> ["scikit-learn"]
 

@@ -95,6 +95,7 @@ class SimilarityClassifier:
               f"with {model_info(embedder).name if not isinstance(embedder, str) else embedder}.")
 
     def __call__(self, texts) -> list[dict]:
+        """One ``{"label", "score"}`` per text (one text: a list of one)."""
         logits = embed_texts([texts] if isinstance(texts, str) else texts, self.embedder, cache=False) @ self.centroids.T
         probs = np.exp((logits - logits.max(axis=1, keepdims=True)) / self.temperature)
         probs /= probs.sum(axis=1, keepdims=True)

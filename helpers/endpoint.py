@@ -276,6 +276,7 @@ class Endpoint:
         return f"openai-endpoint|{self.server}|{self.base_url}|{self.model}"
 
     def describe(self) -> str:
+        """The line each call prints: model, address, kind of server, concurrency."""
         return (f"{self.model} via the OpenAI-compatible endpoint {self.base_url} "
                 f"({self.server}; up to {self.concurrency} requests at once)")
 

@@ -26,8 +26,15 @@ from helpers.evaluation import evaluate, keyword_rule, load_annotations, wilson_
 from helpers.generation import GenerationSettings, generate, generator_key, resolve_generator, score_choices
 from helpers.hub import DEFAULT_EMBEDDER
 from helpers.pdfs import find_quote, read_articles, split_passages, truncate_words
-from helpers.prompts import (EXTRACTION_ANSWERS, EXTRACTION_PROMPT, QUOTE_PROMPT, UNPARSEABLE, ChatPrompt,
-                             Question, get_question)
+from helpers.prompts import (
+    EXTRACTION_ANSWERS,
+    EXTRACTION_PROMPT,
+    QUOTE_PROMPT,
+    UNPARSEABLE,
+    ChatPrompt,
+    Question,
+    get_question,
+)
 from helpers.text import bm25_scores, bm25_weights, split_sentences
 
 ANSWERS = EXTRACTION_ANSWERS  # TRUE, FALSE, UNCLEAR

@@ -24,7 +24,6 @@ import pandas as pd
 from helpers.cache import cache_dir, content_hash, write_atomically
 from helpers.endpoint import Endpoint, Failure
 
-
 # --------------------------------------------------------------------------- messages and backends
 
 

@@ -15,7 +15,7 @@ import os
 import re
 import unicodedata
 from collections import Counter
-from functools import lru_cache
+from functools import cache
 from itertools import accumulate
 from pathlib import Path, PurePosixPath
 
@@ -194,10 +194,10 @@ _INVISIBLE = re.compile(r"[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 
 
 def clean_text(text: str) -> str:
-    """Text with line-break hyphenation re-joined, ligatures spelled out and whitespace collapsed.
+    r"""Text with line-break hyphenation re-joined, ligatures spelled out and whitespace collapsed.
 
-    ``"bibliomet-\\nric ﬁelds"`` -> ``"bibliometric fields"``. A hyphen before a lower-case letter on the next
-    line is always removed, so ``science-\\nof-science`` loses its first one (PDF text cannot tell them apart).
+    ``"bibliomet-\nric ﬁelds"`` -> ``"bibliometric fields"``. A hyphen before a lower-case letter on the next
+    line is always removed, so ``science-\nof-science`` loses its first one (PDF text cannot tell them apart).
     """
     text = _LINE_HYPHEN.sub("", text)
     text = _INVISIBLE.sub("", text)
@@ -266,7 +266,7 @@ def split_passages(pages: pd.DataFrame, max_words: int = 120, overlap: int = 20,
 _QUOTE_MARKS = set("\"'`´")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fold_char(ch: str) -> str:
     """What one character counts as when comparing quotes ("" for ignored characters)."""
     category = unicodedata.category(ch)
@@ -299,7 +299,7 @@ def find_quote(quote: str, pages: pd.DataFrame, min_chars: int = 20) -> dict:
     match's first page or None, "match": the article's text that matched, whitespace collapsed, or ""}``.
     """
     require_columns(pages, PAGE_COLUMNS, "pages", "pass the frame from extract_pages")
-    if pages["file"].nunique() > 1:
+    if len(pages["file"].unique()) > 1:
         raise ValueError(f"pages holds {pages['file'].nunique()} files; pass one file's pages, "
                          "e.g. pages[pages.file == name]")
     not_found = {"found": False, "page": None, "match": ""}

@@ -46,6 +46,7 @@ class EmbedBatch:
         self.id_column, self.text_column, self.batch_size = id_column, text_column, batch_size
 
     def __call__(self, batch):
+        """A batch of records (pyarrow table) as a table of ids and their vectors."""
         import pyarrow as pa
 
         from helpers.embeddings import embed_texts
@@ -228,6 +229,7 @@ def load_vectors(path: str | Path, ids) -> np.ndarray:
 
 
 def main(argv=None) -> None:
+    """The command line (``python -m scale.embed_corpus --help``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", nargs="+", help="CSV or Parquet file(s), a folder or a glob (local, s3://, gs://)")
     parser.add_argument("destination", help="folder for the Parquet output (id, vector)")

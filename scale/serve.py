@@ -134,6 +134,7 @@ def print_vllm(model: str, port: int) -> None:
 
 
 def main(argv=None) -> None:
+    """The command line (``python -m scale.serve --help``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="hub name or local folder (default: the packaged SmolLM2)")
     parser.add_argument("--port", type=int, default=8000)

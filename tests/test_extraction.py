@@ -10,8 +10,19 @@ import pytest
 
 from helpers.evaluation import ABSTRACT_ANNOTATIONS, evaluate, keyword_rule, load_annotations
 from helpers.extraction import (
-    ANSWERS, MIN_PER_CLASS, EvidenceSettings, ask_articles, build_prompts, combine, course_judge, drop_references,
-    find_evidence, fit_judge, lexical_candidates, rank_passages, verify_quotes,
+    ANSWERS,
+    MIN_PER_CLASS,
+    EvidenceSettings,
+    ask_articles,
+    build_prompts,
+    combine,
+    course_judge,
+    drop_references,
+    find_evidence,
+    fit_judge,
+    lexical_candidates,
+    rank_passages,
+    verify_quotes,
 )
 from helpers.prompts import EXTRACTION_PROMPT, QUESTIONS, ChatPrompt, Question
 

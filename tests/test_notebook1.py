@@ -3,14 +3,13 @@ import json
 
 import matplotlib.image
 import matplotlib.pyplot as plt
-import nbformat
 import numpy as np
 import pandas as pd
 import pytest
 
 from helpers.cache import REPO_ROOT
-from helpers.plots import plot_similarity
 from helpers.models import PACKAGED_GENERATOR
+from helpers.plots import plot_similarity
 
 NOTEBOOK = REPO_ROOT / "1_pipelines.ipynb"
 

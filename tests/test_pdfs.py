@@ -165,7 +165,7 @@ def test_split_passages_respects_max_words_overlap_and_pages():
     assert words.str.len().max() <= 45
     # the page that holds only a page number gives no passage
     assert set(passages.loc[passages.file == "a.pdf", "page"]) == {1, 2}
-    for file, group in passages.groupby("file"):
+    for _, group in passages.groupby("file"):
         assert group["passage"].tolist() == list(range(len(group)))
     for (file, page), group in passages.groupby(["file", "page"]):
         chunks = group["text"].str.split().tolist()

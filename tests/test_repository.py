@@ -13,6 +13,7 @@ from helpers import REPO_URL
 from helpers.cache import REPO_ROOT
 from tools.run_notebooks import course_notebooks
 
+
 def setup_cell(path) -> str:
     notebook = nbformat.read(path, as_version=4)
     return next(cell.source for cell in notebook.cells if cell.cell_type == "code")
