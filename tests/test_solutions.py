@@ -145,7 +145,7 @@ def test_notebook1_solutions(tmp_path_factory):
     assert texts["7 greedy"] == task2["greedy"]  # greedy after another seed: the same text
     assert texts["42 2.0"] != texts["7 2.0"] and texts["42 0.1"] != texts["42 2.0"]
     assert texts["42 0.1"].split()[:20] == texts["42 greedy"].split()[:20]
-    assert task2["perplexity"]["with top_k=10"] * 3 < task2["perplexity"]["temperature 2.0"]
+    assert 2.5 < task2["perplexity"]["temperature 2.0"] / task2["perplexity"]["with top_k=10"] < 4  # "about threefold"
     assert task2["repeated"]["1.0"] >= 5 and task2["repeated"]["1.3"] == 0  # a loop, then none
 
     # TASK 3: the template holds the four messages in order; the small model's fact is wrong
