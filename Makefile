@@ -45,7 +45,7 @@ clean:
 	rm -rf outputs .pytest_cache
 
 # The repository's address lives in helpers/__init__.py (REPO_URL); this rewrites
-# it there and in the README's badges and the notebooks' Colab cells.
+# it there, in the README's badges, and in the Colab cells and links of the notebooks and solutions/.
 set-repo-url:
 	@test -n "$(URL)" || { echo "usage: make set-repo-url URL=https://github.com/OWNER/NAME"; exit 2; }
-	$(PYTHON) -c "import re,pathlib,sys; init=pathlib.Path('helpers/__init__.py'); old=re.search(r'REPO_URL = \"(.+?)\"', init.read_text()).group(1); new=sys.argv[1].rstrip('/'); [p.write_text(p.read_text().replace(old, new).replace(old.replace('https://github.com/', ''), new.replace('https://github.com/', ''))) for p in [init, pathlib.Path('README.md'), *pathlib.Path('.').glob('[0-9]_*.ipynb')]]; print(old, '->', new)" "$(URL)"
+	$(PYTHON) -c "import re,pathlib,sys; init=pathlib.Path('helpers/__init__.py'); old=re.search(r'REPO_URL = \"(.+?)\"', init.read_text()).group(1); new=sys.argv[1].rstrip('/'); [p.write_text(p.read_text().replace(old, new).replace(old.replace('https://github.com/', ''), new.replace('https://github.com/', ''))) for p in [init, pathlib.Path('README.md'), *pathlib.Path('.').glob('[0-9]_*.ipynb'), *pathlib.Path('solutions').glob('*.ipynb')]]; print(old, '->', new)" "$(URL)"

@@ -1,0 +1,171 @@
+"""The worked solutions (``solutions/``): each executed headless and offline, its stated facts checked.
+
+One test function per notebook's solutions. The helpers at the top are shared: they run a solutions
+notebook, split it into its TASK sections, time each section and check that what an answer quotes
+from the output ("..." and numbers such as 0.76 or 66%) is in that section's output.
+"""
+import json
+import os
+import re
+from datetime import datetime
+
+import nbformat
+import numpy as np
+import pytest
+
+from helpers.cache import REPO_ROOT
+
+SOLUTIONS = REPO_ROOT / "solutions"
+_TASK_HEADING = re.compile(r"^## TASK (\d+) \((\d+) minutes?\)", re.MULTILINE)
+_QUOTED = re.compile(r'"([^"\n]+)"')
+_STATED_NUMBER = re.compile(r"(?<![\d.])(\d\.\d\d|\d+%)(?![\d.])")
+
+
+# --- shared by every notebook's solutions ---------------------------------------------
+
+def execute_solutions(name: str, tmp_path_factory) -> tuple[nbformat.NotebookNode, dict, float]:
+    """Run ``solutions/<name>`` once, offline (conftest), into a fresh outputs folder.
+
+    Returns the executed notebook, the results it saved as ``<stem>_results.json`` (or ``{}``), and how
+    oversubscribed the CPUs were meanwhile (see ``contention``).
+    """
+    from tools.run_notebooks import execute_notebook
+
+    outputs = tmp_path_factory.mktemp(name.removesuffix(".ipynb"))
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("SCISCI_OUTPUTS", str(outputs))
+    before = contention()
+    try:
+        notebook = execute_notebook(SOLUTIONS / name, timeout=600)
+    finally:
+        monkeypatch.undo()
+    results = outputs / f"{name.removesuffix('.ipynb')}_results.json"
+    return notebook, (json.loads(results.read_text()) if results.is_file() else {}), (before + contention()) / 2
+
+
+def contention() -> float:
+    """Runnable processes per CPU core (1-minute load average), at least 1.
+
+    The TASK budgets are for a machine of its own; where other work shares the cores, a cell takes about
+    this many times longer, so the time a solution may take is scaled by it.
+    """
+    return max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+
+
+def assert_committed_clean(path):
+    """No outputs, an id per cell, a markdown cell before each code cell, the course's set-up cell."""
+    notebook = nbformat.read(path, as_version=4)
+    ids = [cell.get("id") for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]]
+    assert all(ids) and len(set(ids)) == len(ids)
+    setup = next(c.source for c in nbformat.read(REPO_ROOT / "1_pipelines.ipynb", as_version=4).cells
+                 if c.cell_type == "code")
+    code = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
+    assert notebook.cells[code[0]].source == setup  # runs in Colab like the course notebooks
+    for i in code:
+        assert notebook.cells[i].outputs == [] and notebook.cells[i].execution_count is None
+        assert notebook.cells[i - 1].cell_type == "markdown", f"code cell {i} has no markdown before it"
+
+
+def task_sections(notebook) -> dict[int, tuple[int, list]]:
+    """``{task number: (minutes, cells)}``: the cells from each "## TASK n (m minutes)" heading to the next heading."""
+    sections, current = {}, None
+    for cell in notebook.cells:
+        found = _TASK_HEADING.match(cell.source) if cell.cell_type == "markdown" else None
+        if found:
+            current = sections[int(found[1])] = (int(found[2]), [])
+        elif cell.cell_type == "markdown" and cell.source.startswith("## "):
+            current = None
+        if current is not None:
+            current[1].append(cell)
+    return sections
+
+
+def output_text(cells) -> str:
+    """Everything the code cells printed or displayed as text."""
+    return "\n".join(
+        output.get("text", "") or output.get("data", {}).get("text/plain", "")
+        for cell in cells if cell.cell_type == "code" for output in cell.outputs)
+
+
+def seconds(cells) -> float:
+    """Wall-clock seconds the code cells took (nbclient's timing metadata)."""
+    total = 0.0
+    for cell in cells:
+        if cell.cell_type == "code":
+            timing = cell.metadata["execution"]
+            start, end = (datetime.fromisoformat(timing[k].replace("Z", "+00:00"))
+                          for k in ["iopub.execute_input", "shell.execute_reply"])
+            total += (end - start).total_seconds()
+    return total
+
+
+def assert_stated_facts_occur(cells):
+    """Each quotation and each number ("0.76", "66%") in the section's "What it shows" is in its output."""
+    answer = next(cell.source for cell in cells if cell.cell_type == "markdown"
+                  and cell.source.startswith("**What it shows.**"))
+    printed = re.sub(r"\s+", " ", output_text(cells))
+    for quoted in _QUOTED.findall(answer):
+        assert re.sub(r"\s+", " ", quoted) in printed, f"quoted but not in the output: {quoted!r}"
+    for number in _STATED_NUMBER.findall(answer):
+        assert re.search(rf"(?<![\d.]){re.escape(number)}", printed), f"stated but not in the output: {number}"
+
+
+# --- notebook 1 -----------------------------------------------------------------------
+
+def test_notebook1_solutions(tmp_path_factory):
+    path = SOLUTIONS / "1_pipelines_solutions.ipynb"
+    assert_committed_clean(path)
+    notebook, results, load = execute_solutions(path.name, tmp_path_factory)
+    sections = task_sections(notebook)
+    course = nbformat.read(REPO_ROOT / "1_pipelines.ipynb", as_version=4)
+    course_minutes = {int(n): int(m) for c in course.cells if c.cell_type == "markdown"
+                      for n, m in re.findall(r"\*\*TASK (\d+) \((\d+) minutes?\)", c.source)}
+    assert {n: minutes for n, (minutes, _) in sections.items()} == course_minutes  # one answer per TASK, same minutes
+    for number, (minutes, cells) in sections.items():
+        took = seconds(cells)
+        print(f"TASK {number}: solution computed in {took:.0f} s (budget {minutes} min; CPU contention {load:.1f})")
+        assert took <= 60 * minutes * load, f"TASK {number}'s solution took {took:.0f} s at contention {load:.1f}"
+        assert_stated_facts_occur(cells)
+    assert results["models"]["embeddings"] == "sentence-transformers/all-MiniLM-L6-v2"
+
+    # TASK 1: paraphrases by form, a pair of our own, the negation beside the sentence it negates
+    sentences, similarity = results["task1"]["sentences"], np.array(results["task1"]["similarity"])
+    afternoons = similarity[:, :3]  # lovely, pleasant, dreary
+    same_form, other_form, pair, negation = (sentences.index(s) for s in [
+        "What a gloomy, wet afternoon", "The afternoon is grey, wet and gloomy",
+        "Open access articles are cited more often.", "The afternoon is not pleasant at all"])
+    assert afternoons[same_form].argmax() == 2 and afternoons[same_form, 2] - afternoons[same_form, 0] < 0.1
+    assert afternoons[other_form].argmax() == 1
+    assert similarity[pair, pair + 1] > 0.5 > afternoons[pair:pair + 2].max() + 0.3
+    assert afternoons[negation].argmax() == 1 and afternoons[negation].argmin() == 2
+
+    # TASK 2: greedy ignores the seed, samples don't; low temperature follows greedy; top_k and the penalty help
+    task2 = results["task2"]
+    texts = task2["texts"]
+    assert texts["7 greedy"] == task2["greedy"]  # greedy after another seed: the same text
+    assert texts["42 2.0"] != texts["7 2.0"] and texts["42 0.1"] != texts["42 2.0"]
+    assert texts["42 0.1"].split()[:20] == texts["42 greedy"].split()[:20]
+    assert 2.5 < task2["perplexity"]["temperature 2.0"] / task2["perplexity"]["with top_k=10"] < 4  # "about threefold"
+    assert task2["repeated"]["1.0"] >= 5 and task2["repeated"]["1.3"] == 0  # a loop, then none
+
+    # TASK 3: the template holds the four messages in order; the small model's fact is wrong
+    task3 = results["task3"]
+    template = task3["follow_up_prompt"]
+    places = [template.index(message["content"]) for message in task3["follow_up"]]
+    assert len(places) == 4 and places == sorted(places)
+    assert "Hirsch" not in task3["own_answer"] and "2005" not in task3["own_answer"]
+    assert all(answer.strip() for answer in [*task3["reviewer_answers"].values(), task3["follow_up_answer"]])
+
+    # TASK 4: negation and irony as the answer says; abstracts labelled, mostly with high scores
+    labels = {row["text"]: row["label"] for row in results["task4"]["sentiment"]}
+    assert labels["This result is not bad at all"] == labels["Great, another desk rejection."] == "NEGATIVE"
+    assert labels["I just love waiting months for reviews."] == "POSITIVE"
+    scores = np.array([row["score"] for row in results["task4"]["sample_scores"]])
+    assert len(scores) > 60 and 0.55 < (scores > 0.7).mean() < 0.8  # "about two thirds"
+
+    # TASK 5: the related titles are the closest pair, the question finds the first; abstracts closer on average
+    task5 = results["task5"]
+    titles = np.array(task5["title_similarity"])
+    assert titles[0, 1] > max(titles[0, 2], titles[1, 2])
+    assert int(np.argmax(task5["question_similarity"])) == 0
+    assert task5["abstract_mean"] > task5["title_mean"]
