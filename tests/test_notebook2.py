@@ -95,7 +95,8 @@ def _printed(notebook) -> str:
 
 
 def test_core_path_fits_thirty_minutes_and_the_intro_says_how():
-    """Issue 22: the words and TASK minutes the introduction states are the core path's, and the total fits."""
+    """Issue 22: the words and TASK minutes the introduction states are the core path's, and the total fits;
+    issue 18: UMAP's own call runs before the cached helper; issue 20: each TASK links its worked solution."""
     from tools.course_time import WORDS_PER_MINUTE, course_time
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
@@ -103,6 +104,9 @@ def test_core_path_fits_thirty_minutes_and_the_intro_says_how():
     reading, tasks = map(int, re.search(r"about (\d+) minutes of reading, (\d+) of TASKs", nb.cells[0].source).groups())
     assert abs(t.words / WORDS_PER_MINUTE - reading) <= 0.75 and t.task_minutes == tasks
     assert t.words / WORDS_PER_MINUTE + t.task_minutes <= 22  # leaves 5 minutes of cold compute under the 27 aimed at
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    direct = next(i for i, source in enumerate(code) if ".fit_transform(embeddings)" in source and "cached" not in source)
+    assert direct < next(i for i, source in enumerate(code) if "cached_fit_transform(" in source)  # the call, then the helper
     for cell in nb.cells:  # every TASK links its worked solution from inside its folded answer
         if cell.cell_type == "markdown" and re.search(r"\*\*(?:Optional )?TASK", cell.source):
             answer = cell.source[cell.source.rindex("<details>"):]
