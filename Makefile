@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 export PYTHON VENV TORCH
 
-.PHONY: run test lint setup data lab lock clean set-repo-url
+.PHONY: run test lint setup data lab lock clean set-repo-url reference
 
 setup:
 	@bash tools/setup_venv.sh
@@ -19,6 +19,11 @@ data: setup
 
 run: data
 	$(PY) -m tools.run_notebooks
+
+# The reference results notebooks 2 and 3 check themselves against (helpers/reference/): from a fresh run,
+# never edited by hand. Commit the files it writes.
+reference: run
+	$(PY) -m tools.make_reference
 
 # The lint gate: every .py and .ipynb of the repository (helpers, scale, tools, bench, tests, the notebooks);
 # the rules are in pyproject.toml. `make test` runs it before the tests.

@@ -22,8 +22,12 @@ from helpers.labels import ctfidf_labels, keyword_labels
 # Notebook 2's settings, in one place: the notebook shows and uses them, and notebook 3 recomputes
 # its clusters with them when notebook 2 has not run (chosen on the course corpus).
 COURSE_SEED = 42
-COURSE_UMAP = dict(n_neighbors=15, min_dist=0.0, metric="cosine")
+# n_jobs=1: with a seed UMAP runs single-threaded anyway; saying so keeps it from warning, and from changing
+# n_jobs on the reducer during fit (which would change its parameters, and so its cache key, afterwards).
+COURSE_UMAP = dict(n_neighbors=15, min_dist=0.0, metric="cosine", n_jobs=1)
 COURSE_HDBSCAN = dict(min_cluster_size=20, min_samples=5, max_cluster_size=300)
+# The Scopus search that made the course corpus: as keywords its terms describe the corpus, not a cluster.
+COURSE_QUERY_TERMS = ("science of science", "metascience", "meta science")
 CLUSTERS_FILE = "science_of_science_clusters.csv"
 
 
@@ -72,11 +76,12 @@ def _package_version(module: str) -> str | None:
 
 
 def cluster_table(df: pd.DataFrame, labels, top_n: int = 5, n_examples: int = 3,
-                  random_state: int = 42) -> pd.DataFrame:
-    """One row per cluster, largest first, noise (``is_noise``) last: cluster, size, share, top keywords,
-    top c-TF-IDF terms and a seeded sample of example titles."""
+                  random_state: int = 42, exclude=()) -> pd.DataFrame:
+    """One row per cluster, largest first, noise (``is_noise``) last: cluster, size, share, top keywords
+    (without those in ``exclude``, e.g. ``COURSE_QUERY_TERMS``), top c-TF-IDF terms and a seeded sample of
+    example titles."""
     labels = check_labels(labels, len(df))
-    keywords = keyword_labels(df, labels, top_n=top_n).set_index("cluster")["label"]
+    keywords = keyword_labels(df, labels, top_n=top_n, exclude=exclude).set_index("cluster")["label"]
     terms = ctfidf_labels(df, labels, top_n=top_n).set_index("cluster")["label"]
     rng = np.random.default_rng(random_state)
     titles = df["title"].astype(str).to_numpy()

@@ -10,6 +10,7 @@ an instruct model's labels (``helpers.llm_labels.label_clusters``, the same inpu
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 
 import numpy as np
@@ -61,16 +62,25 @@ def ctfidf_labels(df: pd.DataFrame, clusters, top_n: int = 5) -> pd.DataFrame:
     return _per_cluster(ctfidf_scores(df["text"] if "text" in df else df["title"], clusters, top_n), "term", "c-TF-IDF")
 
 
-def keyword_scores(df: pd.DataFrame, clusters, top_n: int = 5, min_count: int = 3) -> pd.DataFrame:
+def _folded(keyword: str) -> str:
+    """A keyword reduced to its letters and digits, so "Meta-science" and "metascience" are one."""
+    return re.sub(r"[^0-9a-z]", "", keyword.lower())
+
+
+def keyword_scores(df: pd.DataFrame, clusters, top_n: int = 5, min_count: int = 3, exclude=()) -> pd.DataFrame:
     """Most characteristic author keywords per cluster: cluster, rank, keyword, n_records, pmi, score.
 
     Score = P(kw | cluster) * log(P(kw | cluster) / P(kw)): PMI weighted by how common the keyword is in
     the cluster, as plain PMI would crown keywords of three papers. Probabilities are over records with
     keywords; a keyword needs ``min_count`` records of the cluster. A cluster may have no row.
+    ``exclude``: keywords never used as labels (compared without case, spaces or hyphens), such as the
+    corpus's search terms: a keyword a third of the records carry still scores high where most do.
     """
     clusters = check_labels(clusters, len(df), other="clusters")
-    keyword_lists = [parse_keywords(v) for v in df["keywords"]] if "keywords" in df else [[] for _ in clusters]
-    has_kw = np.array([len(k) > 0 for k in keyword_lists])
+    dropped = {_folded(k) for k in ([exclude] if isinstance(exclude, str) else exclude)}
+    parsed = [parse_keywords(v) for v in df["keywords"]] if "keywords" in df else [[] for _ in clusters]
+    has_kw = np.array([len(k) > 0 for k in parsed])  # before exclusion: the other keywords' scores stay as they were
+    keyword_lists = [[k for k in kws if _folded(k) not in dropped] for kws in parsed]
     n_total = int(has_kw.sum())
     overall = Counter(kw for kws in keyword_lists for kw in set(kws))
     rows = []
@@ -88,11 +98,13 @@ def keyword_scores(df: pd.DataFrame, clusters, top_n: int = 5, min_count: int = 
     return pd.DataFrame(rows, columns=["cluster", "rank", "keyword", "n_records", "pmi", "score"])
 
 
-def keyword_labels(df: pd.DataFrame, clusters, top_n: int = 5, min_count: int = 3) -> pd.DataFrame:
-    """Each cluster's ``top_n`` author keywords (``keyword_scores``), one row per cluster; a cluster without a
-    keyword in ``min_count`` of its records gets c-TF-IDF terms (of texts, or titles); ``source`` says which."""
+def keyword_labels(df: pd.DataFrame, clusters, top_n: int = 5, min_count: int = 3, exclude=()) -> pd.DataFrame:
+    """Each cluster's ``top_n`` author keywords (``keyword_scores``, without those in ``exclude``), one row per
+    cluster; a cluster without a keyword in ``min_count`` of its records gets c-TF-IDF terms (of texts, or
+    titles); ``source`` says which."""
     clusters = check_labels(clusters, len(df), other="clusters")
-    table = _per_cluster(keyword_scores(df, clusters, top_n, min_count), "keyword", "keywords").assign(source="keywords")
+    scores = keyword_scores(df, clusters, top_n, min_count, exclude)
+    table = _per_cluster(scores, "keyword", "keywords").assign(source="keywords")
     missing = sorted(set(np.unique(clusters).tolist()) - set(table["cluster"]))
     if missing:
         terms = ctfidf_labels(df, clusters, top_n)

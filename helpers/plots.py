@@ -5,6 +5,7 @@ matplotlib, HTML for plotly.
 """
 from __future__ import annotations
 
+import functools
 import math
 import textwrap
 from pathlib import Path
@@ -16,6 +17,8 @@ from helpers.checks import NOISE, check_labels, check_matrix
 from helpers.prompts import EXTRACTION_ANSWERS, UNPARSEABLE
 
 NOISE_COLOUR = "#b0b0b0"
+NOISE_NAME = "noise (not in any cluster)"
+MIN_CONTRAST = 45  # CIELAB distance (plus map distance, see _colours) wanted between two clusters' colours
 TREND_COLOURS = {"growing": "#1b9e77", "shrinking": "#d95f02", "no clear trend": "#7f7f7f"}
 
 
@@ -64,36 +67,97 @@ def plot_similarity(similarity, labels=None, title: str | None = None, path=None
     return save_figure(fig, path, dpi=120)
 
 
-def _colours(labels) -> dict[int, str]:
-    """A colour per cluster (tab20 without its greys, cycled), grey for noise."""
+def _lab(rgb) -> np.ndarray:
+    """Colours (n, 3), sRGB in 0-1, as CIELAB (D65): distances there track how different colours look."""
+    # The standard formulas: sRGB's transfer curve and matrix (IEC 61966-2-1), then CIE 1976 L*a*b*.
+    rgb = np.asarray(rgb, dtype=float)
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    to_xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    xyz = linear @ to_xyz.T / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1)
+
+
+@functools.cache
+def cluster_palette() -> tuple[str, ...]:
+    """tab20's 18 colours (its greys left out: they would read as noise), ordered so that the first n differ most.
+
+    Each next colour is the one farthest (CIELAB distance) from noise grey and the colours before it, so
+    clusters 0 and 1 never get tab20's dark and light blue, and the first 12 differ from each other and from
+    grey by 27 or more (2 is just noticeable).
+    """
     import matplotlib
 
-    # tab20's two greys (entries 14, 15) would be mistaken for noise
-    palette = [c for i, c in enumerate(matplotlib.colormaps["tab20"].colors) if i not in (14, 15)]
+    candidates = [c for i, c in enumerate(matplotlib.colormaps["tab20"].colors) if i not in (14, 15)]
+    lab, taken, order = _lab(candidates), _lab([matplotlib.colors.to_rgb(NOISE_COLOUR)]), []
+    while len(order) < len(candidates):
+        distance = np.linalg.norm(lab[:, None] - taken[None], axis=-1).min(axis=1)
+        distance[order] = -1
+        order.append(int(distance.argmax()))
+        taken = np.vstack([taken, lab[order[-1]]])
+    return tuple(matplotlib.colors.to_hex(candidates[i]) for i in order)
+
+
+def _colours(labels, coords=None) -> dict[int, str]:
+    """A colour per cluster from ``cluster_palette``, grey for noise.
+
+    With the map's ``coords`` (n, 2), largest cluster first, each cluster takes the first free colour whose
+    contrast with every coloured cluster is at least ``MIN_CONTRAST`` (the most contrasting one if none is):
+    contrast = CIELAB distance of the colours + 100 x the distance of the clusters' medians over the map's
+    extent, so clusters side by side never look alike while far ones may. Without ``coords``, palette order.
+    """
+    import matplotlib
+
+    palette = cluster_palette()
     clusters = sorted(set(int(c) for c in labels) - {NOISE})
-    colours = {c: matplotlib.colors.to_hex(palette[i % len(palette)]) for i, c in enumerate(clusters)}
+    colours = {c: palette[i % len(palette)] for i, c in enumerate(clusters)}
+    if coords is not None and len(clusters) <= len(palette):
+        labels, coords = np.asarray(labels), np.asarray(coords, dtype=float)
+        centres = {c: np.median(coords[labels == c], axis=0) for c in clusters}
+        extent = float(np.ptp(coords, axis=0).max()) or 1.0
+        lab = dict(zip(palette, _lab([matplotlib.colors.to_rgb(p) for p in palette])))
+        colours = {}
+        for c in sorted(clusters, key=lambda c: (-np.sum(labels == c), c)):
+            contrast = {p: min((np.linalg.norm(lab[p] - lab[q]) + 100 * np.linalg.norm(centres[c] - centres[d]) / extent
+                                for d, q in colours.items()), default=np.inf)
+                        for p in palette if p not in colours.values()}
+            colours[c] = next((p for p, value in contrast.items() if value >= MIN_CONTRAST),
+                              max(contrast, key=contrast.get))
     colours[NOISE] = NOISE_COLOUR
     return colours
 
 
-def plot_clusters(coords2d, labels, title: str | None = None, path=None, point_size: float = 8, annotate: bool = True):
-    """Static scatter of 2-D coordinates (n, 2) coloured by cluster, noise in grey; returns the Figure."""
+def plot_clusters(coords2d, labels, title: str | None = None, path=None, names: dict | None = None,
+                  point_size: float = 8):
+    """Static scatter of 2-D coordinates (n, 2) coloured by cluster, noise in grey; returns the Figure.
+
+    Each cluster's number sits at its median position; the legend names the clusters (``names``: cluster ->
+    short topic name, e.g. its top keywords) and the noise.
+    """
+    import matplotlib.patheffects as effects
     import matplotlib.pyplot as plt
 
     coords = check_matrix(coords2d, "coords2d")
     labels = check_labels(labels, coords.shape[0], what="coords2d")
-    colours = _colours(labels)
-    fig, ax = plt.subplots(figsize=(8, 6.5))
-    # noise first so clusters are drawn on top of it
+    colours, names = _colours(labels, coords), names or {}
+    fig, ax = plt.subplots(figsize=(11, 6.5))
+    # noise first so clusters are drawn on top of it; in the legend it comes last
     for c in [NOISE] + sorted(set(labels) - {NOISE}):
         mask = labels == c
         if not mask.any():
             continue
-        ax.scatter(coords[mask, 0], coords[mask, 1], s=point_size, c=colours[c],
-                   alpha=0.5 if c == NOISE else 0.8, linewidths=0, label="noise" if c == NOISE else str(c))
-        if annotate and c != NOISE:
+        name = NOISE_NAME if c == NOISE else textwrap.shorten(f"{c} {names.get(c, '')}", 45, placeholder="...")
+        ax.scatter(coords[mask, 0], coords[mask, 1], s=point_size, c=colours[c], alpha=0.5 if c == NOISE else 0.8,
+                   linewidths=0, label=name, zorder=0 if c == NOISE else 1)
+        if c != NOISE:
             cx, cy = np.median(coords[mask], axis=0)
-            ax.annotate(str(c), (cx, cy), ha="center", va="center", fontsize=9, weight="bold")
+            ax.annotate(str(c), (cx, cy), ha="center", va="center", fontsize=10, weight="bold",
+                        path_effects=[effects.withStroke(linewidth=3, foreground="white")])
+    handles, texts = ax.get_legend_handles_labels()
+    if NOISE in labels:  # noise last
+        handles, texts = handles[1:] + handles[:1], texts[1:] + texts[:1]
+    ax.legend(handles, texts, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, markerscale=2.5, frameon=False,
+              title="cluster, top keywords" if names else "cluster", title_fontsize=8, alignment="left")
     ax.set(xticks=[], yticks=[], xlabel="UMAP 1", ylabel="UMAP 2",
            title=title or f"{len(set(labels) - {NOISE})} clusters, {np.mean(labels == NOISE):.0%} noise")
     fig.tight_layout()
@@ -107,11 +171,11 @@ def plot_clusters_interactive(coords2d, labels, df: pd.DataFrame, hover=("title"
     coords = check_matrix(coords2d, "coords2d")
     labels = check_labels(labels, coords.shape[0], what="coords2d")
     check_labels(labels, len(df))
-    colours = _colours(labels)
+    colours = _colours(labels, coords)
     hover_cols = [h for h in hover if h in df]
     fig = go.Figure()
     for c in sorted(set(labels) - {NOISE}) + ([NOISE] if NOISE in labels else []):
-        mask, name = labels == c, "noise" if c == NOISE else f"cluster {c}"
+        mask, name = labels == c, NOISE_NAME if c == NOISE else f"cluster {c}"
         hover_text = ["<br>".join(f"{h}: {textwrap.shorten(str(df[h].iloc[i]), 90)}" for h in hover_cols)
                       for i in np.flatnonzero(mask)]
         fig.add_trace(go.Scattergl(x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=name,

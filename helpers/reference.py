@@ -30,11 +30,11 @@ PACKAGES = ("torch", "transformers", "sentence-transformers", "umap-learn", "hdb
 
 
 def record_ids(df: pd.DataFrame) -> pd.Series:
-    """A 12-character id per record from its title, year, DOI and the start of its abstract: the same record
+    """A 12-character id per record from its title, year, DOI and abstract: the same record
     gets the same id in another order, in another session, on another machine."""
     require_columns(df, ["title", "year"], "the records")
     year = pd.to_numeric(df["year"], errors="coerce").map(lambda y: "" if pd.isna(y) else str(int(y)))
-    parts = [df["title"], year, df.get("doi"), df["abstract"].fillna("").astype(str).str[:200] if "abstract" in df else None]
+    parts = [df["title"], year, df.get("doi"), df["abstract"].fillna("").astype(str) if "abstract" in df else None]
     keys = pd.DataFrame({i: ("" if p is None else p.fillna("").astype(str)) for i, p in enumerate(parts)})
     return keys.apply(lambda row: hashlib.sha1("\x1f".join(row).encode("utf-8")).hexdigest()[:12], axis=1)
 

@@ -214,3 +214,43 @@ def test_load_clusters_reads_notebook2_file_with_keyword_lists(tmp_path, demo_co
     demo_corpus.to_csv(tmp_path / "plain.csv", index=False)
     with pytest.raises(ValueError, match="lacks column.s. .cluster., .x., .y.*not a file of notebook 2"):
         load_clusters(tmp_path / "plain.csv")
+
+
+def _delta_e(a, b):
+    import matplotlib.colors as mcolors
+
+    return float(np.linalg.norm(plots._lab([mcolors.to_rgb(a)])[0] - plots._lab([mcolors.to_rgb(b)])[0]))
+
+
+def test_palette_keeps_the_first_clusters_apart_from_each_other_and_from_noise():
+    palette = plots.cluster_palette()
+    assert len(set(palette)) == 18
+    first = [*palette[:12], plots.NOISE_COLOUR]
+    assert min(_delta_e(a, b) for i, a in enumerate(first) for b in first[i + 1:]) >= 27
+    colours = plots._colours(range(-1, 2))  # without a map: palette order, no more tab20's blue beside light blue
+    assert _delta_e(colours[0], colours[1]) >= 27
+
+
+def test_neighbouring_clusters_on_the_map_get_contrasting_colours():
+    """Twelve clusters in a row: each one's neighbour on the map has a clearly different colour."""
+    rng = np.random.default_rng(0)
+    coords = np.concatenate([rng.normal((i * 3.0, 0), 0.3, size=(20 + i, 2)) for i in range(12)])
+    labels = np.repeat(np.arange(12), [20 + i for i in range(12)])
+    colours = plots._colours(labels, coords)
+    assert len(set(colours.values())) == 13  # twelve clusters and the noise grey, all different
+    assert min(_delta_e(colours[i], colours[i + 1]) for i in range(11)) >= 35
+    # the interactive map uses the same colours, so a cluster looks the same in both figures
+    fig = plots.plot_clusters_interactive(coords, labels, pd.DataFrame({"title": [f"t{i}" for i in range(len(labels))]}))
+    assert {t.name: t.marker.color for t in fig.data}["cluster 3"] == colours[3]
+
+
+def test_static_map_names_clusters_and_noise_in_its_legend(reduced):
+    labels = hdbscan_labels(reduced).copy()
+    labels[::10] = -1  # some noise, whatever HDBSCAN left
+    names = {c: f"topic {c}; words" for c in set(labels) - {-1}}
+    fig = plots.plot_clusters(reduced[:, :2], labels, names=names)
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert texts[-1] == "noise (not in any cluster)"
+    assert texts[:-1] == [f"{c} topic {c}; words" for c in sorted(set(labels) - {-1})]
+    annotations = sorted(a.get_text() for a in fig.axes[0].texts)
+    assert annotations == sorted(str(c) for c in set(labels) - {-1})  # each cluster's number on the map

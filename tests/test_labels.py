@@ -105,3 +105,21 @@ def test_sample_titles_is_reproducible_and_bounded():
     assert sample_titles(["A", "B", "A"], 10) == ["A", "B"]
 
 
+
+
+def test_excluded_keywords_label_no_cluster_and_change_no_other_score(keyword_frame):
+    """A keyword on every record of cluster 0 and a third of the rest (like a search term) labels cluster 0;
+    excluded (also spelled with a hyphen or capitals), it labels nothing, and the other scores stay as they were."""
+    df, labels = keyword_frame
+    df = df.copy()
+    df["keywords"] = [list(k) + ["Meta-Science"] if isinstance(k, list) and (i < 10 or i % 3 == 0) else k
+                      for i, k in enumerate(df["keywords"])]
+    plain = lb.keyword_scores(df, labels)
+    assert "meta-science" in set(plain.loc[plain["cluster"] == 0, "keyword"])
+    excluded = lb.keyword_scores(df, labels, exclude=["metascience"])
+    assert "meta-science" not in set(excluded["keyword"])
+    kept = plain[plain["keyword"] != "meta-science"].drop(columns="rank").reset_index(drop=True)
+    pd.testing.assert_frame_equal(excluded.drop(columns="rank").reset_index(drop=True), kept)
+    table = lb.keyword_labels(df, labels, exclude=("meta science",))
+    assert not any("meta-science" in terms for terms in table["terms"])
+    assert table.loc[0, "terms"][0] == "peer review"
