@@ -34,11 +34,11 @@ def check_matrix(x, name: str) -> np.ndarray:
     return x
 
 
-def check_labels(labels, n_rows: int, what: str = "df", other: str = "labels") -> np.ndarray:
-    """Cluster labels as a 1-D int array with one entry per row of ``what`` (``n_rows``)."""
-    labels = np.asarray(labels)
-    if labels.ndim != 1:
-        raise ValueError(f"{other} must be 1-D, got shape {labels.shape}")
-    if len(labels) != n_rows:
-        raise ValueError(f"{what} has {n_rows} rows but {other} has {len(labels)}; they must match")
-    return labels.astype(int)
+def check_clusters(clusters, n_rows: int, what: str = "df", other: str = "clusters") -> np.ndarray:
+    """Cluster ids (-1: noise) as a 1-D int array with one entry per row of ``what`` (``n_rows``)."""
+    clusters = np.asarray(clusters)
+    if clusters.ndim != 1:
+        raise ValueError(f"{other} must be 1-D, got shape {clusters.shape}")
+    if len(clusters) != n_rows:
+        raise ValueError(f"{what} has {n_rows} rows but {other} has {len(clusters)}; they must match")
+    return clusters.astype(int)

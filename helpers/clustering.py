@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.cache import cache_dir, content_hash, outputs_dir, read_cached, write_atomically
-from helpers.checks import NOISE, check_labels, check_matrix, require_columns
+from helpers.checks import NOISE, check_clusters, check_matrix, require_columns
 from helpers.data import load_corpus, parse_keywords
 from helpers.labels import ctfidf_labels, keyword_labels
 
@@ -75,24 +75,24 @@ def _package_version(module: str) -> str | None:
     return ";".join(sorted(version(name) for name in set(names))) or None
 
 
-def cluster_table(df: pd.DataFrame, labels, top_n: int = 5, n_examples: int = 3,
+def cluster_table(df: pd.DataFrame, clusters, top_n: int = 5, n_examples: int = 3,
                   random_state: int = 42, exclude=()) -> pd.DataFrame:
     """One row per cluster, largest first, noise (``is_noise``) last: cluster, size, share, top keywords
     (without those in ``exclude``, e.g. ``COURSE_QUERY_TERMS``), top c-TF-IDF terms and a seeded sample of
     example titles."""
-    labels = check_labels(labels, len(df))
-    keywords = keyword_labels(df, labels, top_n=top_n, exclude=exclude).set_index("cluster")["label"]
-    terms = ctfidf_labels(df, labels, top_n=top_n).set_index("cluster")["label"]
+    clusters = check_clusters(clusters, len(df))
+    keywords = keyword_labels(df, clusters, top_n=top_n, exclude=exclude).set_index("cluster")["label"]
+    terms = ctfidf_labels(df, clusters, top_n=top_n).set_index("cluster")["label"]
     rng = np.random.default_rng(random_state)
     titles = df["title"].astype(str).to_numpy()
-    sizes = pd.Series(labels).value_counts()
+    sizes = pd.Series(clusters).value_counts()
     order = [c for c in sizes.index if c != NOISE] + ([NOISE] if NOISE in sizes.index else [])
     rows = []
     for c in order:
-        idx = np.flatnonzero(labels == c)
+        idx = np.flatnonzero(clusters == c)
         picks = rng.choice(idx, size=min(n_examples, len(idx)), replace=False)
         rows.append({"cluster": int(c), "is_noise": c == NOISE, "size": int(sizes[c]),
-                     "share": round(sizes[c] / len(labels), 3), "top_keywords": keywords.get(c, ""),
+                     "share": round(sizes[c] / len(clusters), 3), "top_keywords": keywords.get(c, ""),
                      "top_terms": terms.get(c, ""), "example_titles": " | ".join(titles[sorted(picks)])})
     return pd.DataFrame(rows)
 
@@ -100,9 +100,9 @@ def cluster_table(df: pd.DataFrame, labels, top_n: int = 5, n_examples: int = 3,
 # --------------------------------------------------------------------------- checks on the result
 
 
-def stability(embeddings, seeds, reference_labels, n_components: int = 5, umap_params: dict | None = None,
+def stability(embeddings, seeds, reference_clusters, n_components: int = 5, umap_params: dict | None = None,
               hdbscan_params: dict | None = None) -> pd.DataFrame:
-    """Re-run UMAP (cached) and HDBSCAN with each of ``seeds`` and compare with ``reference_labels``.
+    """Re-run UMAP (cached) and HDBSCAN with each of ``seeds`` and compare with ``reference_clusters``.
 
     Pass the reference run's parameters (default: notebook 2's), or the comparison is moot. One row per
     seed: seed, n_clusters, noise_share, ari (adjusted Rand index over all records, noise a group of its
@@ -113,16 +113,16 @@ def stability(embeddings, seeds, reference_labels, n_components: int = 5, umap_p
     from sklearn.metrics import adjusted_rand_score
 
     x = check_matrix(embeddings, "embeddings")
-    reference = check_labels(reference_labels, x.shape[0], what="embeddings", other="reference_labels")
+    reference = check_clusters(reference_clusters, x.shape[0], what="embeddings", other="reference_clusters")
     rows = []
     for seed in seeds:
         reducer = umap.UMAP(n_components=n_components, random_state=int(seed), **(umap_params or COURSE_UMAP))
-        labels = hdbscan.HDBSCAN(**(hdbscan_params or COURSE_HDBSCAN)).fit_predict(cached_fit_transform(reducer, x))
-        both = (labels != NOISE) & (reference != NOISE)
-        rows.append({"seed": int(seed), "n_clusters": len(set(labels) - {NOISE}),
-                     "noise_share": float(np.mean(labels == NOISE)),
-                     "ari": float(adjusted_rand_score(reference, labels)),
-                     "ari_clustered": float(adjusted_rand_score(reference[both], labels[both])) if both.sum() >= 2 else np.nan})
+        clusters = hdbscan.HDBSCAN(**(hdbscan_params or COURSE_HDBSCAN)).fit_predict(cached_fit_transform(reducer, x))
+        both = (clusters != NOISE) & (reference != NOISE)
+        rows.append({"seed": int(seed), "n_clusters": len(set(clusters) - {NOISE}),
+                     "noise_share": float(np.mean(clusters == NOISE)),
+                     "ari": float(adjusted_rand_score(reference, clusters)),
+                     "ari_clustered": float(adjusted_rand_score(reference[both], clusters[both])) if both.sum() >= 2 else np.nan})
     return pd.DataFrame(rows)
 
 
@@ -167,13 +167,13 @@ def predict_citations(embeddings, df: pd.DataFrame, test_size: float = 0.25, ran
     return pd.DataFrame(rows)
 
 
-def export_frame(df: pd.DataFrame, labels, coords2d) -> pd.DataFrame:
+def export_frame(df: pd.DataFrame, clusters, coords2d) -> pd.DataFrame:
     """``df`` plus ``cluster``, ``x``, ``y`` columns, with list-valued keywords ``; ``-joined for CSV."""
-    labels = check_labels(labels, len(df))
+    clusters = check_clusters(clusters, len(df))
     coords = check_matrix(coords2d, "coords2d")
     if coords.shape != (len(df), 2):
         raise ValueError(f"coords2d must have shape ({len(df)}, 2), got {coords.shape}")
-    out = df.assign(cluster=labels, x=coords[:, 0], y=coords[:, 1])
+    out = df.assign(cluster=clusters, x=coords[:, 0], y=coords[:, 1])
     if "keywords" in out:
         out["keywords"] = ["; ".join(parse_keywords(v)) for v in out["keywords"]]
     return out
@@ -205,7 +205,7 @@ def load_clusters(path=None) -> pd.DataFrame:
     embeddings = embed_texts(df["text"])
     coords2d, reduced = (cached_fit_transform(umap.UMAP(n_components=k, random_state=COURSE_SEED, **COURSE_UMAP), embeddings)
                          for k in (2, 5))
-    labels = hdbscan.HDBSCAN(**COURSE_HDBSCAN).fit_predict(reduced)
-    out = export_frame(df, labels, coords2d)
+    clusters = hdbscan.HDBSCAN(**COURSE_HDBSCAN).fit_predict(reduced)
+    out = export_frame(df, clusters, coords2d)
     out["keywords"] = df["keywords"]  # keep the lists, as load_corpus gives them
     return out

@@ -48,14 +48,14 @@ def main(argv: list[str] | None = None) -> None:
     embeddings = embed_texts(df["text"])
     coords2d, reduced = (clustering.cached_fit_transform(
         umap.UMAP(n_components=k, random_state=clustering.COURSE_SEED, **clustering.COURSE_UMAP), embeddings) for k in (2, 5))
-    labels = hdbscan.HDBSCAN(**clustering.COURSE_HDBSCAN).fit_predict(reduced)
-    df = df.assign(cluster=labels)
+    clusters = hdbscan.HDBSCAN(**clustering.COURSE_HDBSCAN).fit_predict(reduced)
+    df = df.assign(cluster=clusters)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    clustering.export_frame(df.drop(columns="cluster"), labels, coords2d).to_csv(out / "clusters.csv", index=False)
-    plots.plot_clusters_interactive(coords2d, labels, df, hover=("title", "year", "citations"), path=out / "map.html")
-    table = keyword_labels(df, labels)
+    clustering.export_frame(df.drop(columns="cluster"), clusters, coords2d).to_csv(out / "clusters.csv", index=False)
+    plots.plot_clusters_interactive(coords2d, clusters, df, hover=("title", "year", "citations"), path=out / "map.html")
+    table = keyword_labels(df, clusters)
     table.to_csv(out / "labels.csv", index=False)
     try:
         moves, citations = trends.cluster_trends(df), trends.normalised_citations(df)
@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> None:
         cited = citations.rename(columns={"n_records": "n_cited", "low": "cited_low", "high": "cited_high"})
         moves.merge(cited, on="cluster", how="left").to_csv(out / "trends.csv", index=False)
         plots.plot_field_trends(trends.cluster_shares(df), moves, citations, path=out / "trends.png",
-                                 labels=table.set_index("cluster")["label"].to_dict())
-    print(f"{len(set(labels) - {-1})} clusters; results in {out}: " + ", ".join(sorted(p.name for p in out.iterdir())))
+                                 names=table.set_index("cluster")["label"].to_dict())
+    print(f"{len(set(clusters) - {-1})} clusters; results in {out}: " + ", ".join(sorted(p.name for p in out.iterdir())))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from helpers.checks import check_labels, require_columns
+from helpers.checks import check_clusters, require_columns
 from helpers.data import parse_keywords
 
 LABEL_COLUMNS = ["cluster", "method", "label", "terms"]
@@ -37,7 +37,7 @@ def ctfidf_scores(texts, clusters, top_n: int = 5) -> pd.DataFrame:
     from sklearn.feature_extraction.text import CountVectorizer
 
     texts = ["" if t is None or (not isinstance(t, str) and pd.isna(t)) else str(t) for t in texts]
-    clusters = check_labels(clusters, len(texts), what="texts", other="clusters")
+    clusters = check_clusters(clusters, len(texts), what="texts")
     # one pass over the texts (a loop per cluster would grow with records x clusters)
     by_class = pd.Series(texts).groupby(clusters).agg(" ".join)
     vectorizer = CountVectorizer(stop_words="english")
@@ -76,7 +76,7 @@ def keyword_scores(df: pd.DataFrame, clusters, top_n: int = 5, min_count: int = 
     ``exclude``: keywords never used as labels (compared without case, spaces or hyphens), such as the
     corpus's search terms: a keyword a third of the records carry still scores high where most do.
     """
-    clusters = check_labels(clusters, len(df), other="clusters")
+    clusters = check_clusters(clusters, len(df))
     dropped = {_folded(k) for k in ([exclude] if isinstance(exclude, str) else exclude)}
     parsed = [parse_keywords(v) for v in df["keywords"]] if "keywords" in df else [[] for _ in clusters]
     has_kw = np.array([len(k) > 0 for k in parsed])  # before exclusion: the other keywords' scores stay as they were
@@ -102,7 +102,7 @@ def keyword_labels(df: pd.DataFrame, clusters, top_n: int = 5, min_count: int = 
     """Each cluster's ``top_n`` author keywords (``keyword_scores``, without those in ``exclude``), one row per
     cluster; a cluster without a keyword in ``min_count`` of its records gets c-TF-IDF terms (of texts, or
     titles); ``source`` says which."""
-    clusters = check_labels(clusters, len(df), other="clusters")
+    clusters = check_clusters(clusters, len(df))
     scores = keyword_scores(df, clusters, top_n, min_count, exclude)
     table = _per_cluster(scores, "keyword", "keywords").assign(source="keywords")
     missing = sorted(set(np.unique(clusters).tolist()) - set(table["cluster"]))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from helpers.checks import NOISE, check_labels
+from helpers.checks import NOISE, check_clusters
 from helpers.endpoint import Failure
 from helpers.generation import GenerationSettings, generate
 from helpers.prompts import CLUSTER_LABEL_PROMPT, ChatPrompt
@@ -120,7 +120,7 @@ def label_clusters(df: pd.DataFrame, clusters, generator=None, prompt: ChatPromp
     """
     if "title" not in df:
         raise ValueError("df needs a 'title' column: the titles are what the model reads")
-    clusters = check_labels(clusters, len(df), other="clusters")
+    clusters = check_clusters(clusters, len(df))
     titles_by_cluster = {int(c): df["title"][clusters == c].tolist() for c in np.unique(clusters) if c != NOISE}
     if not titles_by_cluster:
         raise ValueError("every record is noise (-1): there is no cluster to label")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.checks import NOISE, check_labels, check_matrix
+from helpers.checks import NOISE, check_clusters, check_matrix
 from helpers.prompts import EXTRACTION_ANSWERS, UNPARSEABLE
 
 NOISE_COLOUR = "#b0b0b0"
@@ -32,23 +32,23 @@ def save_figure(fig, path, dpi: int = 150):
     return fig
 
 
-def plot_similarity(similarity, labels=None, title: str | None = None, path=None, wrap: int = 35):
+def plot_similarity(similarity, names=None, title: str | None = None, path=None, wrap: int = 35):
     """Heatmap of a square similarity matrix ``(n, n)``, each value written in its cell; returns the Figure.
 
-    Tick labels: ``labels``, else a DataFrame's index, wrapped at ``wrap`` characters. Saved to ``path`` if given.
+    Tick labels: ``names``, else a DataFrame's index, wrapped at ``wrap`` characters. Saved to ``path`` if given.
     """
     import matplotlib.pyplot as plt
 
-    if labels is None:
-        labels = list(similarity.index) if isinstance(similarity, pd.DataFrame) else None
+    if names is None:
+        names = list(similarity.index) if isinstance(similarity, pd.DataFrame) else None
     matrix = np.asarray(similarity, dtype=float)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise ValueError(f"similarity must be a square (n, n) matrix; got shape {matrix.shape}.")
     n = matrix.shape[0]
-    labels = [str(i) for i in range(n)] if labels is None else [str(label) for label in labels]
-    if len(labels) != n:
-        raise ValueError(f"{len(labels)} labels for a {n} x {n} similarity matrix; give one label per row.")
-    ticks = [textwrap.fill(label, wrap) for label in labels]
+    names = [str(i) for i in range(n)] if names is None else [str(name) for name in names]
+    if len(names) != n:
+        raise ValueError(f"{len(names)} names for a {n} x {n} similarity matrix; give one name per row.")
+    ticks = [textwrap.fill(name, wrap) for name in names]
     size = min(12.0, 2.5 + 1.1 * n)
     fig, ax = plt.subplots(figsize=(size + 2, size))
     low, high = min(0.0, matrix.min()), max(1.0, matrix.max())
@@ -98,7 +98,7 @@ def cluster_palette() -> tuple[str, ...]:
     return tuple(matplotlib.colors.to_hex(candidates[i]) for i in order)
 
 
-def _colours(labels, coords=None) -> dict[int, str]:
+def _colours(clusters, coords=None) -> dict[int, str]:
     """A colour per cluster from ``cluster_palette``, grey for noise.
 
     With the map's ``coords`` (n, 2), largest cluster first, each cluster takes the first free colour whose
@@ -109,15 +109,16 @@ def _colours(labels, coords=None) -> dict[int, str]:
     import matplotlib
 
     palette = cluster_palette()
-    clusters = sorted(set(int(c) for c in labels) - {NOISE})
-    colours = {c: palette[i % len(palette)] for i, c in enumerate(clusters)}
-    if coords is not None and len(clusters) <= len(palette):
-        labels, coords = np.asarray(labels), np.asarray(coords, dtype=float)
-        centres = {c: np.median(coords[labels == c], axis=0) for c in clusters}
+    clusters = np.asarray(clusters)
+    ids = sorted(set(int(c) for c in clusters) - {NOISE})
+    colours = {c: palette[i % len(palette)] for i, c in enumerate(ids)}
+    if coords is not None and len(ids) <= len(palette):
+        coords = np.asarray(coords, dtype=float)
+        centres = {c: np.median(coords[clusters == c], axis=0) for c in ids}
         extent = float(np.ptp(coords, axis=0).max()) or 1.0
         lab = dict(zip(palette, _lab([matplotlib.colors.to_rgb(p) for p in palette])))
         colours = {}
-        for c in sorted(clusters, key=lambda c: (-np.sum(labels == c), c)):
+        for c in sorted(ids, key=lambda c: (-np.sum(clusters == c), c)):
             contrast = {p: min((np.linalg.norm(lab[p] - lab[q]) + 100 * np.linalg.norm(centres[c] - centres[d]) / extent
                                 for d, q in colours.items()), default=np.inf)
                         for p in palette if p not in colours.values()}
@@ -127,7 +128,7 @@ def _colours(labels, coords=None) -> dict[int, str]:
     return colours
 
 
-def plot_clusters(coords2d, labels, title: str | None = None, path=None, names: dict | None = None,
+def plot_clusters(coords2d, clusters, title: str | None = None, path=None, names: dict | None = None,
                   point_size: float = 8):
     """Static scatter of 2-D coordinates (n, 2) coloured by cluster, noise in grey; returns the Figure.
 
@@ -138,12 +139,12 @@ def plot_clusters(coords2d, labels, title: str | None = None, path=None, names: 
     import matplotlib.pyplot as plt
 
     coords = check_matrix(coords2d, "coords2d")
-    labels = check_labels(labels, coords.shape[0], what="coords2d")
-    colours, names = _colours(labels, coords), names or {}
+    clusters = check_clusters(clusters, coords.shape[0], what="coords2d")
+    colours, names = _colours(clusters, coords), names or {}
     fig, ax = plt.subplots(figsize=(11, 6.5))
     # noise first so clusters are drawn on top of it; in the legend it comes last
-    for c in [NOISE] + sorted(set(labels) - {NOISE}):
-        mask = labels == c
+    for c in [NOISE] + sorted(set(clusters) - {NOISE}):
+        mask = clusters == c
         if not mask.any():
             continue
         name = NOISE_NAME if c == NOISE else textwrap.shorten(f"{c} {names.get(c, '')}", 45, placeholder="...")
@@ -154,28 +155,28 @@ def plot_clusters(coords2d, labels, title: str | None = None, path=None, names: 
             ax.annotate(str(c), (cx, cy), ha="center", va="center", fontsize=10, weight="bold",
                         path_effects=[effects.withStroke(linewidth=3, foreground="white")])
     handles, texts = ax.get_legend_handles_labels()
-    if NOISE in labels:  # noise last
+    if NOISE in clusters:  # noise last
         handles, texts = handles[1:] + handles[:1], texts[1:] + texts[:1]
     ax.legend(handles, texts, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, markerscale=2.5, frameon=False,
               title="cluster, top keywords" if names else "cluster", title_fontsize=8, alignment="left")
     ax.set(xticks=[], yticks=[], xlabel="UMAP 1", ylabel="UMAP 2",
-           title=title or f"{len(set(labels) - {NOISE})} clusters, {np.mean(labels == NOISE):.0%} noise")
+           title=title or f"{len(set(clusters) - {NOISE})} clusters, {np.mean(clusters == NOISE):.0%} noise")
     fig.tight_layout()
     return save_figure(fig, path)
 
 
-def plot_clusters_interactive(coords2d, labels, df: pd.DataFrame, hover=("title", "year"), title: str | None = None, path=None):
+def plot_clusters_interactive(coords2d, clusters, df: pd.DataFrame, hover=("title", "year"), title: str | None = None, path=None):
     """Plotly scatter of 2-D coordinates coloured by cluster, ``hover`` columns of ``df`` on hover; returns the Figure."""
     import plotly.graph_objects as go
 
     coords = check_matrix(coords2d, "coords2d")
-    labels = check_labels(labels, coords.shape[0], what="coords2d")
-    check_labels(labels, len(df))
-    colours = _colours(labels, coords)
+    clusters = check_clusters(clusters, coords.shape[0], what="coords2d")
+    check_clusters(clusters, len(df))
+    colours = _colours(clusters, coords)
     hover_cols = [h for h in hover if h in df]
     fig = go.Figure()
-    for c in sorted(set(labels) - {NOISE}) + ([NOISE] if NOISE in labels else []):
-        mask, name = labels == c, NOISE_NAME if c == NOISE else f"cluster {c}"
+    for c in sorted(set(clusters) - {NOISE}) + ([NOISE] if NOISE in clusters else []):
+        mask, name = clusters == c, NOISE_NAME if c == NOISE else f"cluster {c}"
         hover_text = ["<br>".join(f"{h}: {textwrap.shorten(str(df[h].iloc[i]), 90)}" for h in hover_cols)
                       for i in np.flatnonzero(mask)]
         fig.add_trace(go.Scattergl(x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=name,
@@ -209,7 +210,7 @@ def plot_answers(results: pd.DataFrame, title: str | None = None, path=None):
 
 
 def plot_field_trends(shares: pd.DataFrame, trends: pd.DataFrame, citations: pd.DataFrame | None = None,
-                      labels: dict | None = None, path=None, n_cols: int = 4):
+                      names: dict | None = None, path=None, n_cols: int = 4):
     """One panel per cluster: its yearly share with the 95% band, coloured by trend, titled with its label and
     normalised citations; the first panel, the field's records per year. Noise is left out. Returns the Figure."""
     import matplotlib.pyplot as plt
@@ -230,7 +231,7 @@ def plot_field_trends(shares: pd.DataFrame, trends: pd.DataFrame, citations: pd.
         ax.fill_between(rows["year"], rows["share_low"] * 100, rows["share_high"] * 100, color=colour, alpha=0.25, linewidth=0)
         ax.plot(rows["year"], rows["share"] * 100, color=colour, linewidth=1.5)
         ax.set_ylim(0, max(rows["share_high"].max() * 105, 1))  # each panel its own scale: small clusters show too
-        name = f"{cluster}: {labels[cluster]}" if labels and cluster in labels else f"cluster {cluster}"
+        name = f"{cluster}: {names[cluster]}" if names and cluster in names else f"cluster {cluster}"
         detail = f"{row['trend']} ({row['slope_pp']:+.2f} pp/yr)"
         if cited is not None and cluster in cited.index:
             detail += f", cited {cited.at[cluster, 'mean_normalised']:.1f}x"

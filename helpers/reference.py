@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.checks import check_labels, require_columns
+from helpers.checks import check_clusters, require_columns
 
 REFERENCE_DIR = Path(__file__).with_name("reference")
 REFERENCE_CLUSTERS = REFERENCE_DIR / "course_clusters.csv"
@@ -67,7 +67,7 @@ def compare_clusters(df: pd.DataFrame, clusters, reference=REFERENCE_CLUSTERS) -
     """
     from sklearn.metrics import adjusted_rand_score
 
-    clusters = check_labels(clusters, len(df), other="clusters")
+    clusters = check_clusters(clusters, len(df))
     ours = pd.Series(clusters, index=record_ids(df).to_numpy())
     theirs = pd.read_csv(reference, dtype={"record_id": str}).set_index("record_id")["cluster"]
     common = ours.index.intersection(theirs.index)

@@ -75,7 +75,7 @@ def test_same_seed_same_labels(blobs):
         (lambda: reduce(np.ones(10)), "2-D"),
         (lambda: reduce(np.full((30, 4), np.nan)), "NaN"),
         (lambda: cl.cached_fit_transform(__import__("umap").UMAP(random_state=1), np.empty((0, 2))), "empty"),
-        (lambda: cl.stability(np.ones((5, 2)), [1], np.zeros(4)), "5 rows but reference_labels has 4"),
+        (lambda: cl.stability(np.ones((5, 2)), [1], np.zeros(4)), "5 rows but reference_clusters has 4"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(call, message):
@@ -86,7 +86,7 @@ def test_bad_inputs_raise_clear_errors(call, message):
 @pytest.mark.parametrize("func", [cl.cluster_table, cl.export_frame])
 def test_mismatched_lengths_name_both(func, keyword_frame):
     df, labels = keyword_frame
-    with pytest.raises(ValueError, match=r"22 rows but labels has 21"):
+    with pytest.raises(ValueError, match=r"22 rows but clusters has 21"):
         func(df, labels[:-1], *([np.zeros((22, 2))] if func is cl.export_frame else []))
 
 
@@ -104,7 +104,7 @@ def test_cluster_table_rows_and_noise_last(keyword_frame):
 
 def test_stability_same_seed_gives_ari_one(blobs, reduced):
     reference = hdbscan_labels(reduced)
-    out = cl.stability(blobs[0], seeds=[42], reference_labels=reference, umap_params=COURSE_LIKE_UMAP,
+    out = cl.stability(blobs[0], seeds=[42], reference_clusters=reference, umap_params=COURSE_LIKE_UMAP,
                        hdbscan_params=dict(min_cluster_size=15))
     assert list(out.columns) == ["seed", "n_clusters", "noise_share", "ari", "ari_clustered"]
     assert out.loc[0, "ari"] == pytest.approx(1.0)

@@ -39,8 +39,8 @@ def test_plot_similarity_labels_values_and_file(tmp_path):
 def test_plot_similarity_rejects_bad_shapes():
     with pytest.raises(ValueError, match="square"):
         plot_similarity(np.ones((2, 3)))
-    with pytest.raises(ValueError, match="3 labels for a 2 x 2"):
-        plot_similarity(np.eye(2), labels=["a", "b", "c"])
+    with pytest.raises(ValueError, match="3 names for a 2 x 2"):
+        plot_similarity(np.eye(2), names=["a", "b", "c"])
 
 
 # --- what the committed notebook states: TASK keys, links and the time budget ----------

@@ -174,7 +174,7 @@ def test_save_cell_keeps_notebook3s_file_under_other_settings(demo_corpus, tmp_p
     nb = nbformat.read(NOTEBOOK, as_version=4)
     cell = next(c.source for c in nb.cells if c.cell_type == "code" and "course_settings =" in c.source)
     names = dict(vars(clustering), DEFAULT_EMBEDDER=DEFAULT_EMBEDDER, outputs_dir=outputs_dir, df=demo_corpus,
-                 labels=np.zeros(len(demo_corpus), dtype=int), coords2d=np.zeros((len(demo_corpus), 2)),
+                 clusters=np.zeros(len(demo_corpus), dtype=int), coords2d=np.zeros((len(demo_corpus), 2)),
                  SEED=clustering.COURSE_SEED, EMBEDDER=DEFAULT_EMBEDDER, UMAP_PARAMS=dict(clustering.COURSE_UMAP))
     exec(cell, dict(names, HDBSCAN_PARAMS=dict(clustering.COURSE_HDBSCAN, min_cluster_size=10)))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["science_of_science_clusters_experiment.csv"]

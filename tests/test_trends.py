@@ -65,7 +65,7 @@ def test_too_few_years_is_a_clear_error():
 def test_the_plot_has_a_panel_per_cluster_and_the_field(tmp_path):
     field = _field()
     trends = cluster_trends(field)
-    fig = plot_field_trends(cluster_shares(field), trends, normalised_citations(field), labels={0: "growing topic"},
+    fig = plot_field_trends(cluster_shares(field), trends, normalised_citations(field), names={0: "growing topic"},
                             path=tmp_path / "trends.png")
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     assert len(titles) == 4 and titles[0].startswith("the field")
