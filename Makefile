@@ -1,5 +1,6 @@
 # Two commands for a local machine (see README): `make run` and `make test`.
-# `make setup` alone makes .venv (tools/setup_venv.sh: Python check, torch, requirements-lock.txt).
+# `make setup` alone makes .venv (tools/setup_venv.sh: Python check, torch, requirements-lock.txt,
+# then the project itself, editable: `pip install --no-deps -e .`).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,7 +9,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 export PYTHON VENV TORCH
 
-.PHONY: run test setup data lab lock clean set-repo-url
+.PHONY: run test lint setup data lab lock clean set-repo-url
 
 setup:
 	@bash tools/setup_venv.sh
@@ -17,9 +18,14 @@ data: setup
 	$(PY) -c "from helpers.data import course_csv_path, fetch_articles; print(course_csv_path()); fetch_articles()"
 
 run: data
-	$(PY) tools/run_notebooks.py
+	$(PY) -m tools.run_notebooks
 
-test: setup
+# The lint gate: every .py and .ipynb of the repository (helpers, scale, tools, bench, tests, the notebooks);
+# the rules are in pyproject.toml. `make test` runs it before the tests.
+lint: setup
+	$(PY) -m ruff check .
+
+test: lint
 	$(PY) -m pytest
 
 # JupyterLab in .venv (not part of the lock: only for working in the notebooks by hand).

@@ -1,7 +1,9 @@
 """LLM4SciSci helpers: the plumbing the three course notebooks share.
 
-One module per idea: ``data`` (corpus), ``models`` (loading), ``embeddings``, ``clustering``, ``labels``,
-``generation`` (with ``prompts`` and ``endpoint``), ``pdfs``, ``extraction``, ``retrieval``, ``checks``, ``cache``.
+One module per idea. The corpus: ``data``, ``formats``, ``openalex``, ``text``. Models: ``hub`` (no torch),
+``models``, ``onnx_backend``. The stages: ``embeddings``, ``clustering``, ``labels``, ``llm_labels``,
+``trends``, ``prompts``, ``generation``, ``endpoint``, ``pdfs``, ``extraction``, ``retrieval``. Checking
+and plumbing: ``evaluation``, ``reference``, ``plots``, ``checks``, ``cache``; ``field`` is a command.
 Import what you need, e.g. ``from helpers.data import load_corpus``.
 """
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +47,29 @@ def sha256_file(path: str | Path) -> str:
 
 
 def write_atomically(path: Path, write) -> None:
-    """``write(tmp)`` to a file beside ``path``, then rename it to ``path``: an interrupted run leaves no half file."""
-    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
-    write(tmp)
-    tmp.replace(path)
+    """``write(tmp)`` to a file beside ``path``, then rename it to ``path``: an interrupted run leaves no half file.
+
+    The temporary name is the writer's own (process and thread), so writers of the same key at once each
+    rename a whole file of their own; the last rename wins, and every reader sees one whole file.
+    """
+    tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}-{threading.get_ident()}{path.suffix}")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # only after a failed write: a renamed file is no longer there
+
+
+def read_cached(path: Path, load):
+    """``load(path)`` of a cache file, or None when there is none or it cannot be read.
+
+    A file that ``load`` cannot read (cut short by a full disk, emptied, corrupted) prints one line naming
+    it; the caller computes the value again and its write replaces the file.
+    """
+    if not path.is_file():
+        return None
+    try:
+        return load(path)
+    except (OSError, EOFError, ValueError) as error:
+        print(f"Cache file {path} cannot be read ({type(error).__name__}: {error}); computing it again to replace it.")
+        return None

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from importlib.metadata import version
+from functools import cache
+from importlib.metadata import packages_distributions, version
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from helpers.cache import cache_dir, content_hash, outputs_dir, write_atomically
+from helpers.cache import cache_dir, content_hash, outputs_dir, read_cached, write_atomically
 from helpers.checks import NOISE, check_labels, check_matrix, require_columns
 from helpers.data import load_corpus, parse_keywords
 from helpers.labels import ctfidf_labels, keyword_labels
@@ -37,23 +38,37 @@ def _fit_transform(estimator, x) -> np.ndarray:
 
 
 def cached_fit_transform(estimator, x) -> np.ndarray:
-    """``estimator.fit_transform(x)`` as float32, kept on disk under a hash of ``x`` and the estimator's parameters.
+    """``estimator.fit_transform(x)`` as float32, kept on disk under a hash of ``x``, the estimator's parameters
+    and the version of the package that defines it.
 
-    Only for a seeded estimator such as ``umap.UMAP(..., random_state=42)``; unseeded, it is computed every time.
+    Only for a seeded estimator such as ``umap.UMAP(..., random_state=42)``; unseeded, or from code of no
+    installed package (no version to key on), it is computed every time. An unreadable cache file is replaced.
     """
     x = check_matrix(x, "x")
     params = estimator.get_params()
-    if params.get("random_state") is None:
+    if params.get("random_state") is None or (code := _package_version(type(estimator).__module__)) is None:
         return _fit_transform(estimator, x)
     digest = hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()
-    module = type(estimator).__module__.split(".")[0]
-    key = content_hash(digest, x.shape, str(x.dtype), type(estimator).__name__, params, version(module if module != "umap" else "umap-learn"))
+    key = content_hash(digest, x.shape, str(x.dtype), type(estimator).__name__, params, code)
     path = cache_dir("fit_transform") / f"{type(estimator).__name__}-{key}.npy"
-    if path.is_file():
-        return np.load(path)
+    cached = read_cached(path, np.load)
+    if cached is not None and cached.shape[0] == x.shape[0]:
+        return cached
     result = _fit_transform(estimator, x)
     write_atomically(path, lambda tmp: np.save(tmp, result))
     return result
+
+
+@cache
+def _distributions() -> dict[str, list[str]]:
+    return packages_distributions()  # top-level module -> distributions, e.g. "sklearn" -> ["scikit-learn"]
+
+
+def _package_version(module: str) -> str | None:
+    """The version of the installed distribution that holds ``module`` (``sklearn.decomposition._pca`` ->
+    scikit-learn's ``"1.6.1"``), or None for code of no installed distribution (a notebook's own class)."""
+    names = _distributions().get(module.split(".")[0], [])
+    return ";".join(sorted(version(name) for name in set(names))) or None
 
 
 def cluster_table(df: pd.DataFrame, labels, top_n: int = 5, n_examples: int = 3,

@@ -11,6 +11,7 @@ import csv
 import io
 import os
 import re
+import tempfile
 import unicodedata
 import warnings
 from pathlib import Path
@@ -147,14 +148,18 @@ def course_csv_path() -> Path:
 
 
 def fetch_articles(include_missing: bool = False) -> list[Path]:
-    """Paths of the course's article PDFs, each verified; a file missing, unreachable or failing its checksum
-    is named and left out, or with ``include_missing`` kept (where it would be), so a reader reports it."""
+    """Paths of the course's article PDFs, each verified; a file missing, unreachable or failing its check
+    is named and left out, or with ``include_missing`` kept (where it would be), so a reader reports it.
+
+    Verified by checksum, or for the three without one (``ARTICLES_WITHOUT_CHECKSUM``) by their structure: a
+    ``%PDF-`` header, an ``%%EOF`` end and an article's size, so a half-downloaded copy is never used.
+    """
     sums = {n: s for n, s in course_checksums().items() if n.startswith(ARTICLES_FOLDER + "/")}
     sums.update({f"{ARTICLES_FOLDER}/{n}": None for n in ARTICLES_WITHOUT_CHECKSUM})
     paths, problems = [], []
     for name, digest in sorted(sums.items()):
         try:
-            paths.append(fetch_file(name, digest))
+            paths.append(fetch_file(name, digest) if digest else _fetch_whole_pdf(name))
         except (FileNotFoundError, ValueError) as error:
             problems.append(f"  {Path(name).name}: {str(error).split('. ')[0]}")
             if include_missing:
@@ -163,6 +168,54 @@ def fetch_articles(include_missing: bool = False) -> list[Path]:
     if problems:
         print(f"{len(problems)} not available:\n" + "\n".join(problems))
     return paths
+
+
+# A smaller "PDF" is an error page or a stub, not an article (the course's smallest article is 147 KiB).
+MIN_ARTICLE_BYTES = 10_000
+
+
+def _pdf_problem(path: Path) -> str | None:
+    """Why the file at ``path`` is not a whole article PDF, or None."""
+    from helpers.pdfs import pdf_damage  # here, not above: PyMuPDF takes seconds to import
+
+    data = path.read_bytes()
+    too_small = f"only {len(data):,} bytes, too small for an article" if len(data) < MIN_ARTICLE_BYTES else None
+    return pdf_damage(data) or too_small
+
+
+def _fetch_whole_pdf(name: str) -> Path:
+    """``fetch_file`` for a course PDF without a checksum, checked by ``_pdf_problem`` instead: the mirror's
+    copy, else the local one, else a download. A damaged local copy stays until a whole download comes, then
+    is kept aside as ``.orig``, as ``fetch_file`` does."""
+    url = COURSE_URL + name
+    mirror = os.environ.get("SCISCI_DATA_DIR")
+    if mirror and (Path(mirror) / name).is_file():
+        path = Path(mirror) / name
+        if problem := _pdf_problem(path):
+            raise ValueError(f"{path}: {problem}. The folder named by SCISCI_DATA_DIR holds a damaged copy.")
+        return path
+    target, damage = data_dir() / name, None
+    if target.is_file():
+        if not (damage := _pdf_problem(target)):
+            return target
+        print(f"{target}: {damage}; downloading it again.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=target.parent) as folder:
+        fresh = Path(folder) / target.name
+        try:
+            _download(url, fresh, None)
+        except OSError as error:  # requests' errors are OSErrors too
+            if damage:
+                raise ValueError(f"{target}: {damage}, and downloading it again failed ({error}).") from None
+            raise FileNotFoundError(f"{name}: no local copy and the download from {url} failed ({error}). Point "
+                                    f"SCISCI_DATA_DIR at a folder that holds the course data.") from None
+        if problem := _pdf_problem(fresh):
+            raise ValueError(f"{name}: the download from {url} is not a whole PDF ({problem}).")
+        aside = _set_aside(target) if damage else None
+        fresh.replace(target)
+    if aside:
+        print(f"{target} is now the whole course file; the damaged copy is kept as {aside.name} beside it.")
+    return target
 
 
 def doi_from_filename(name: str) -> str | None:

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from helpers.cache import cache_dir, content_hash, write_atomically
+from helpers.cache import cache_dir, content_hash, read_cached, write_atomically
 from helpers.models import DEFAULT_EMBEDDER, embedder_info, load_embedder, model_info
 
 
@@ -43,13 +43,9 @@ def embed_texts(texts, model=DEFAULT_EMBEDDER, batch_size: int | None = None, ca
     """
     texts = check_texts(texts)
     path = _cache_path(texts, model, backend) if cache else None
-    if cache and path.is_file():
-        try:
-            vectors = np.load(path)
-            if vectors.shape[0] == len(texts):
-                return vectors
-        except (OSError, ValueError):
-            pass  # an unreadable cache file is recomputed below
+    vectors = read_cached(path, np.load) if cache else None
+    if vectors is not None and vectors.shape[0] == len(texts):
+        return vectors
     embedder = load_embedder(model, backend=backend) if isinstance(model, str) else model
     if show_progress is None:
         show_progress = len(texts) > 500
@@ -99,6 +95,7 @@ class SimilarityClassifier:
               f"with {model_info(embedder).name if not isinstance(embedder, str) else embedder}.")
 
     def __call__(self, texts) -> list[dict]:
+        """One ``{"label", "score"}`` per text (one text: a list of one)."""
         logits = embed_texts([texts] if isinstance(texts, str) else texts, self.embedder, cache=False) @ self.centroids.T
         probs = np.exp((logits - logits.max(axis=1, keepdims=True)) / self.temperature)
         probs /= probs.sum(axis=1, keepdims=True)

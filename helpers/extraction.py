@@ -26,7 +26,7 @@ from helpers.embeddings import embed_texts
 from helpers.endpoint import Failure
 from helpers.evaluation import evaluate, keyword_rule, load_annotations, wilson_interval
 from helpers.features import SIGNALS, article_signals
-from helpers.generation import generate, generator_key, resolve_generator, score_choices
+from helpers.generation import GenerationSettings, generate, generator_key, resolve_generator, score_choices
 from helpers.hub import DEFAULT_EMBEDDER
 from helpers.pdfs import find_quote, read_articles, split_passages, truncate_words
 from helpers.prompts import (
@@ -485,7 +485,7 @@ def ask_articles(articles, question: Question | str, *, generator=None, judge: J
     if quote == "model":
         written = generate([QUOTE_PROMPT.messages(question=question.question, definition=question.definition,
                                                   file=e.file, passages=e.evidence) for e in evidence.itertuples()],
-                           generator, max_new_tokens=80, errors="mark")
+                           generator, GenerationSettings(max_new_tokens=80), errors="mark")
         evidence = evidence.assign(quote=["" if isinstance(w, Failure) else w.strip().strip("\"“”'") for w in written])
     evidence = verify_quotes(evidence, pages)
 

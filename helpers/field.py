@@ -33,6 +33,7 @@ def estimate_seconds(texts: list[str]) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The command line: exports in, the four outputs written to ``--out``."""
     args = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     args.add_argument("exports", nargs="+", help="CSV (Scopus), OpenAlex JSON/JSONL, Web of Science, RIS or BibTeX")
     args.add_argument("--out", default="outputs/my_field", help="folder for the results (default: %(default)s)")

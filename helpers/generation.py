@@ -2,24 +2,27 @@
 
 The backend is a local transformers pipeline (``helpers.models.load_generator``) or an
 OpenAI-compatible server (``helpers.endpoint``: set ``SCISCI_LLM_BASE_URL`` and ``SCISCI_LLM_MODEL``,
-or pass an ``Endpoint``); every call prints which. Answers are cached by model, chat and settings:
-a re-run is instant, a changed prompt is recomputed, a failed request is asked again.
+or pass an ``Endpoint``); every call prints which. Answers are cached by ``generator_key``, chat and
+the settings that reach the model: a re-run is instant, a changed prompt is recomputed, a failed
+request is asked again, an unreadable cache file is computed again (and says so).
 
     messages = [make_messages("Name three colours.", system="Answer briefly.")]
-    generate(messages)                          # -> ["Red, green, blue."]
-    score_choices(messages, ["TRUE", "FALSE"])  # -> a probability per choice
+    generate(messages)                                              # -> ["Red, green, blue."]
+    generate(messages, settings=GenerationSettings(max_new_tokens=20, do_sample=True, temperature=0.7))
+    score_choices(messages, ["TRUE", "FALSE"])                      # -> a probability per choice
 """
 from __future__ import annotations
 
 import json
+import math
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from helpers.cache import cache_dir, content_hash, write_atomically
 from helpers.endpoint import Endpoint, Failure
-
 
 # --------------------------------------------------------------------------- messages and backends
 
@@ -60,19 +63,24 @@ def resolve_generator(generator=None):
                     f"got {type(generator).__name__}")
 
 
-def _backend(generator) -> tuple[str, str]:
-    """(name the cache keys use, description printed at each call) of a resolved generator."""
+def generator_key(generator) -> str:
+    """The one identity every generation cache uses for ``generator`` (resolved as ``generate`` does):
+    ``Endpoint.key`` for a server, ``helpers.models.model_info(pipe).key`` for a local pipeline."""
+    generator = resolve_generator(generator)
     if isinstance(generator, Endpoint):
-        return generator.name, generator.describe()
+        return generator.key
     from helpers.models import model_info
 
-    name = model_info(generator).name
-    return name, f"{name} (local transformers, {generator.model.device})"
+    return model_info(generator).key
 
 
-def generator_key(generator) -> str:
-    """The identity every generation cache uses for a resolved generator (an ``Endpoint`` or a local pipeline)."""
-    return _backend(generator)[0]
+def _backend(generator) -> tuple[str, str]:
+    """(``generator_key``, description printed at each call) of a resolved generator."""
+    if isinstance(generator, Endpoint):
+        return generator.key, generator.describe()
+    from helpers.models import model_info
+
+    return generator_key(generator), f"{model_info(generator).name} (local transformers, {generator.model.device})"
 
 
 def chat_prompts(messages_list, tokenizer) -> list[str]:
@@ -86,16 +94,28 @@ def chat_prompts(messages_list, tokenizer) -> list[str]:
 # --------------------------------------------------------------------------- the on-disk cache
 
 
-def _cache_get(key: str):
+def _cache_get(key: str, valid):
+    """The cached output of ``key``, or None: missing, or unreadable (then one line names the file)."""
+    path = cache_dir("generations") / f"{key}.json"
+    if not path.exists():
+        return None
     try:
-        return json.loads((cache_dir("generations") / f"{key}.json").read_text(encoding="utf-8"))["output"]
-    except (OSError, ValueError, KeyError):
-        return None  # missing or unreadable: recompute
+        output = json.loads(path.read_text(encoding="utf-8"))["output"]
+        problem = None if valid(output) else "an output of the wrong shape"
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as error:  # e.g. `null`, cut short, not JSON
+        output, problem = None, f"{type(error).__name__}"
+    if problem is None:
+        return output
+    print(f"The cache file {path} is unreadable ({problem}); computing it again replaces it.")
+    return None
 
 
-def _cache_lookup(keys: list[str], cache: bool, doing: str) -> tuple[list, list[int]]:
-    """The cached output of each key (None: missing) and the positions left to compute; prints how many."""
-    found = [_cache_get(k) if cache else None for k in keys]
+def _cache_lookup(keys: list[str], cache: bool, doing: str, valid) -> tuple[list, list[int]]:
+    """The cached output of each key (None: missing) and the positions left to compute; prints how many.
+
+    ``valid(output)``: whether a cached output has the right shape (else it is computed again).
+    """
+    found = [_cache_get(k, valid) if cache else None for k in keys]
     todo = [i for i, out in enumerate(found) if out is None]
     print(f"{doing}: {len(keys) - len(todo)} from the cache, {len(todo)} to compute.")
     return found, todo
@@ -107,6 +127,71 @@ def _cache_put(key: str, record: dict) -> None:
 
 
 # --------------------------------------------------------------------------- generation
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How ``generate`` decodes: greedy by default; ``do_sample=True`` samples at ``temperature`` from ``seed``.
+
+    ``max_new_tokens``: the most tokens an answer gets. ``repetition_penalty`` (e.g. 1.3) divides the scores of
+    tokens already in the chat, so a small model stops repeating one phrase; decoding stays deterministic.
+    ``batch_size``: chats per forward pass of a local model, greedy only (a sampled chat runs alone, from its
+    own seed, so its answer depends only on the chat, the seed and these settings); never part of a cache key.
+    """
+
+    max_new_tokens: int = 128
+    do_sample: bool = False
+    temperature: float | None = None  # required > 0 when do_sample
+    seed: int = 0
+    repetition_penalty: float | None = None
+    batch_size: int = 8  # local batching only; never part of a cache key
+
+    def __post_init__(self):
+        def whole(value) -> bool:
+            return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+        def positive(value) -> bool:
+            number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+            return number and math.isfinite(value) and value > 0
+
+        for name in ("max_new_tokens", "batch_size"):
+            if not whole(getattr(self, name)) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a whole number >= 1; got {getattr(self, name)!r}")
+        if not whole(self.seed):
+            raise ValueError(f"seed must be a whole number; got {self.seed!r}")
+        if not isinstance(self.do_sample, (bool, np.bool_)):
+            raise ValueError(f"do_sample must be True or False; got {self.do_sample!r}")
+        if self.do_sample and not positive(self.temperature):
+            raise ValueError("sampling needs a temperature > 0, e.g. GenerationSettings(do_sample=True, "
+                             f"temperature=0.7); got temperature={self.temperature!r}")
+        if not self.do_sample and self.temperature is not None:
+            raise ValueError(f"temperature={self.temperature!r} applies only when sampling: add do_sample=True, "
+                             "or leave temperature out for greedy decoding")
+        if self.repetition_penalty is not None and not positive(self.repetition_penalty):
+            raise ValueError(f"repetition_penalty must be a number > 0 (1 is none, e.g. 1.2) or None; "
+                             f"got {self.repetition_penalty!r}")
+
+
+def _sent_settings(generator, settings: GenerationSettings) -> dict:
+    """The settings that reach the model, exactly: what a cache key and a cached record hold.
+
+    For an endpoint, the request's fields besides model and messages (a 'plain' server gets no penalty).
+    """
+    if isinstance(generator, Endpoint):
+        return generator.request_options(*_endpoint_arguments(settings))
+    sent = {"max_new_tokens": int(settings.max_new_tokens), "do_sample": bool(settings.do_sample)}
+    if settings.do_sample:
+        sent.update(temperature=float(settings.temperature), seed=int(settings.seed))
+    if settings.repetition_penalty is not None:
+        sent["repetition_penalty"] = float(settings.repetition_penalty)
+    return sent
+
+
+def _endpoint_arguments(settings: GenerationSettings) -> tuple:
+    """(max_tokens, temperature, repetition_penalty, seed) for ``Endpoint.complete``: temperature 0 is greedy."""
+    if settings.do_sample:
+        return settings.max_new_tokens, settings.temperature, settings.repetition_penalty, settings.seed
+    return settings.max_new_tokens, 0.0, settings.repetition_penalty, None
 
 
 def _batches(lengths: list[int], batch_size: int, min_fill: float = 0.8) -> list[list[int]]:
@@ -138,9 +223,7 @@ def _left_pad(rows: list[list[int]], pad_id: int):
     return ids, mask, positions
 
 
-def _generate_local(prompts_text: list[str], pipe, max_new_tokens: int, batch_size: int,
-                    do_sample: bool, temperature: float | None, seed: int,
-                    repetition_penalty: float | None = None) -> list[str]:
+def _generate_local(prompts_text: list[str], pipe, settings: GenerationSettings) -> list[str]:
     import torch
     from transformers import GenerationConfig
 
@@ -149,6 +232,7 @@ def _generate_local(prompts_text: list[str], pipe, max_new_tokens: int, batch_si
     # Chat templates write their own special tokens (e.g. BOS), so none are added here.
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts_text]
     limit = getattr(model.config, "max_position_embeddings", None)
+    max_new_tokens, do_sample = settings.max_new_tokens, settings.do_sample
     for i, ids in enumerate(encoded):
         if limit and len(ids) + max_new_tokens > limit:
             raise ValueError(f"prompt {i} has {len(ids)} tokens; with max_new_tokens={max_new_tokens} it exceeds "
@@ -156,15 +240,19 @@ def _generate_local(prompts_text: list[str], pipe, max_new_tokens: int, batch_si
     # An explicit config, so a model's own sampling defaults (e.g. Llama's temperature) don't apply.
     config = GenerationConfig(
         max_new_tokens=max_new_tokens, do_sample=do_sample,
-        temperature=temperature if do_sample else None, top_p=None, top_k=None,
-        repetition_penalty=repetition_penalty,
+        temperature=settings.temperature if do_sample else None, top_p=None, top_k=None,
+        repetition_penalty=settings.repetition_penalty,
         pad_token_id=pad_id, eos_token_id=model.generation_config.eos_token_id,
         bos_token_id=model.generation_config.bos_token_id,
     )
-    if do_sample:
-        torch.manual_seed(seed)
+    # Greedy rows don't depend on their batch-mates; sampled ones would (one random stream, padding), so each
+    # sampled chat runs alone from its own seed: its answer is the same alone or among others, as its cache key says.
+    batches = [[i] for i in range(len(encoded))] if do_sample else _batches([len(e) for e in encoded],
+                                                                             settings.batch_size)
     outputs = [""] * len(encoded)
-    for batch in _batches([len(e) for e in encoded], batch_size):
+    for batch in batches:
+        if do_sample:
+            torch.manual_seed(settings.seed)
         ids, mask, _ = _left_pad([encoded[i] for i in batch], pad_id)
         with torch.inference_mode():
             out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
@@ -175,45 +263,39 @@ def _generate_local(prompts_text: list[str], pipe, max_new_tokens: int, batch_si
     return outputs
 
 
-def generate(messages_list, generator=None, max_new_tokens: int = 128, batch_size: int = 8,
-             do_sample: bool = False, temperature: float | None = None, seed: int = 0,
-             repetition_penalty: float | None = None, cache: bool = True, errors: str = "raise") -> list[str]:
+def generate(chats, generator=None, settings: GenerationSettings = GenerationSettings(), cache: bool = True,
+             errors: str = "raise") -> list:
     """The model's answer (str) to each chat (from ``make_messages``; a string is one user message), in order.
 
-    Greedy by default; ``do_sample=True`` samples at ``temperature`` from ``seed``. ``repetition_penalty``
-    (e.g. 1.3) divides the scores of tokens already in the chat, so a small model stops repeating one
-    phrase; decoding stays deterministic. Locally, chats of similar length go to the model in batches of
-    ``batch_size``; an endpoint gets them concurrently. ``cache=False`` recomputes and stores nothing.
-    A request that fails at an endpoint raises a RuntimeError once every other answer is in and cached;
-    with ``errors="mark"`` its place holds a ``Failure`` (``.reason``) instead, asked again next run.
+    ``settings``: how to decode (``GenerationSettings``: greedy, 128 new tokens by default). Locally, chats
+    of similar length go to the model in batches; an endpoint gets them concurrently. ``cache=False``
+    recomputes and stores nothing. A request that fails at an endpoint raises a RuntimeError once every
+    other answer is in and cached; with ``errors="mark"`` its place holds a ``Failure`` (``.reason``)
+    instead, asked again next run.
     """
-    chats = _check_chats(messages_list)
-    if not chats:
-        return []
-    if do_sample and not (temperature and temperature > 0):
-        raise ValueError("sampling needs a temperature > 0, e.g. temperature=0.7")
+    chats = _check_chats(chats)
+    if not isinstance(settings, GenerationSettings):
+        raise TypeError(f"settings must be a GenerationSettings, e.g. GenerationSettings(max_new_tokens=64); "
+                        f"got {type(settings).__name__}")
     if errors not in ("raise", "mark"):
         raise ValueError(f"errors must be 'raise' or 'mark'; got {errors!r}")
+    if not chats:
+        return []
     generator = resolve_generator(generator)
-    name, description = _backend(generator)
-    settings = {"max_new_tokens": int(max_new_tokens), "do_sample": bool(do_sample),
-                "temperature": temperature if do_sample else None, "seed": seed if do_sample else None}
-    if repetition_penalty is not None:
-        settings["repetition_penalty"] = float(repetition_penalty)
-    keys = [content_hash(name, chat, settings) for chat in chats]
-    outputs, todo = _cache_lookup(keys, cache, f"Generating {len(chats)} answer(s) with {description}")
+    key, description = _backend(generator)
+    sent = _sent_settings(generator, settings)
+    keys = [content_hash(key, chat, sent) for chat in chats]
+    outputs, todo = _cache_lookup(keys, cache, f"Generating {len(chats)} answer(s) with {description}",
+                                  valid=lambda output: isinstance(output, str))
     if todo:
         if isinstance(generator, Endpoint):  # the one place where an endpoint and a local model part ways
-            new = generator.complete([chats[i] for i in todo], max_new_tokens, temperature if do_sample else 0.0,
-                                     repetition_penalty, seed if do_sample else None)
+            new = generator.complete([chats[i] for i in todo], *_endpoint_arguments(settings))
         else:
-            texts = chat_prompts([chats[i] for i in todo], generator.tokenizer)
-            new = _generate_local(texts, generator, max_new_tokens, batch_size, do_sample, temperature, seed,
-                                  repetition_penalty)
+            new = _generate_local(chat_prompts([chats[i] for i in todo], generator.tokenizer), generator, settings)
         for i, text in zip(todo, new):
             outputs[i] = text
             if cache and not isinstance(text, Failure):
-                _cache_put(keys[i], {"model": name, "messages": chats[i], "settings": settings, "output": text})
+                _cache_put(keys[i], {"generator": key, "messages": chats[i], "settings": sent, "output": text})
         failed = [out for out in outputs if isinstance(out, Failure)]
         if failed:
             message = (f"{len(failed)} of {len(chats)} request(s) to {description} failed; the others are "
@@ -275,6 +357,12 @@ def _first_choice_in(text: str, choices: list[str]) -> str | None:
     return min(found)[2] if found else None
 
 
+def _is_row_of(output, n: int) -> bool:
+    """Whether a cached ``output`` is a row of ``n`` numbers (a log-probability per choice)."""
+    return isinstance(output, list) and len(output) == n and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) for x in output)
+
+
 def score_choices(messages_list, choices: list[str], generator=None, prefix: str = "",
                   batch_size: int = 8, cache: bool = True, errors: str = "raise") -> pd.DataFrame:
     """A constrained choice: how likely the model is to answer each chat with each of ``choices``.
@@ -297,7 +385,7 @@ def score_choices(messages_list, choices: list[str], generator=None, prefix: str
     if not chats:
         return pd.DataFrame(columns=columns)
     if isinstance(generator, Endpoint):  # no log-probabilities: parse the generated answer
-        answers = generate(chats, generator, max_new_tokens=16, cache=cache, errors=errors)
+        answers = generate(chats, generator, GenerationSettings(max_new_tokens=16), cache=cache, errors=errors)
         rows = []
         for answer in answers:
             failed = isinstance(answer, Failure)
@@ -306,10 +394,10 @@ def score_choices(messages_list, choices: list[str], generator=None, prefix: str
             rows.append(probs + [picked, np.nan] + ([answer.reason if failed else None] if errors == "mark" else []))
         return pd.DataFrame(rows, columns=columns)
 
-    name, description = _backend(generator)
-    keys = [content_hash(name, chat, {"choices": choices, "prefix": prefix, "kind": "score_choices"}) for chat in chats]
+    key, description = _backend(generator)
+    keys = [content_hash(key, chat, {"choices": choices, "prefix": prefix, "kind": "score_choices"}) for chat in chats]
     doing = f"Scoring {len(choices)} choices for {len(chats)} chat(s) with {description}"
-    logprobs, todo = _cache_lookup(keys, cache, doing)
+    logprobs, todo = _cache_lookup(keys, cache, doing, valid=lambda output: _is_row_of(output, len(choices)))
     if todo:
         tokenizer = generator.tokenizer
         texts = chat_prompts([chats[i] for i in todo], tokenizer)
@@ -319,7 +407,7 @@ def score_choices(messages_list, choices: list[str], generator=None, prefix: str
         for i, row in zip(todo, computed):
             logprobs[i] = [float(x) for x in row]
             if cache:
-                _cache_put(keys[i], {"model": name, "messages": chats[i], "choices": choices,
+                _cache_put(keys[i], {"generator": key, "messages": chats[i], "choices": choices,
                                      "prefix": prefix, "output": logprobs[i]})
     logprobs = np.array(logprobs, dtype=float)
     probs = softmax(logprobs, axis=1)

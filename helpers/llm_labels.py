@@ -15,7 +15,7 @@ import pandas as pd
 
 from helpers.checks import NOISE, check_labels
 from helpers.endpoint import Failure
-from helpers.generation import generate
+from helpers.generation import GenerationSettings, generate
 from helpers.prompts import CLUSTER_LABEL_PROMPT, ChatPrompt
 
 _PREFIX = re.compile(r"^\s*(?:here\s+are\s+)?(?:the\s+)?(?:main\s+)?(?:\d\s*(?:to|-|–)\s*\d\s+)?(?:main\s+)?"
@@ -130,8 +130,8 @@ def label_clusters(df: pd.DataFrame, clusters, generator=None, prompt: ChatPromp
     if empty:
         raise ValueError(f"cluster(s) {empty} have no non-empty title")
     chats = [cluster_label_messages(titles, prompt) for titles in sampled.values()]
-    answers = generate(chats, generator, max_new_tokens=settings.max_new_tokens,
-                       repetition_penalty=settings.repetition_penalty, cache=cache, errors="mark")
+    answers = generate(chats, generator, GenerationSettings(max_new_tokens=settings.max_new_tokens,
+                       repetition_penalty=settings.repetition_penalty), cache=cache, errors="mark")
     rows = []
     for (c, titles), chat, answer in zip(sampled.items(), chats, answers):
         error = answer.reason if isinstance(answer, Failure) else None

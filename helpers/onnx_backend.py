@@ -95,6 +95,7 @@ class OnnxTransformer(torch.nn.Module):
         self.input_names = [i.name for i in session.get_inputs()]
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, **_):
+        """``{"last_hidden_state": (batch, tokens, dim)}``, as the transformer it stands in for returns."""
         given = {"input_ids": input_ids, "attention_mask": attention_mask,
                  "token_type_ids": torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids}
         feeds = {k: given[k].cpu().numpy().astype("int64") for k in self.input_names}

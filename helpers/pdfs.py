@@ -2,17 +2,22 @@
 
     pages, status = read_articles(list_pdfs(folder))   # status: one row per file
     passages = split_passages(pages)                    # ~120-word windows, page kept
-    find_quote("a sentence the model cited", pages[pages.file == name])
+    find_quote("a sentence the model cited", pages[pages.file == article_id])
+
+Every table keys an article by its id in the ``file`` column (``article_ids``): its file name, or, where two
+files read together share a name, the shortest end of their paths that tells them apart (``a/paper.pdf``).
 """
 from __future__ import annotations
 
 import bisect
 import numbers
+import os
 import re
 import unicodedata
-from functools import lru_cache
+from collections import Counter
+from functools import cache
 from itertools import accumulate
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
@@ -30,30 +35,53 @@ STATUS_COLUMNS = ["file", "status", "reason", "n_pages", "n_chars"]
 
 
 class PdfError(ValueError):
-    """A PDF that cannot be read; ``file`` is its name, ``reason`` says why in words."""
+    """A PDF that cannot be read; ``file`` is its article id (its name), ``reason`` says why in words."""
 
     def __init__(self, file: str, reason: str):
         super().__init__(f"{file}: {reason}")
         self.file, self.reason = file, reason
 
 
-def list_pdfs(folder: str | Path) -> list[Path]:
-    """The ``.pdf`` files directly in ``folder`` (any case), sorted by name, without hidden ones (macOS ``._x.pdf``)."""
+def list_pdfs(folder: str | Path, recursive: bool = False) -> list[Path]:
+    """The ``.pdf`` files in ``folder`` (any case; in its sub-folders too when ``recursive``), sorted by path,
+    without hidden ones (macOS ``._x.pdf``) and without anything inside hidden folders."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"folder not found: {folder}")
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() == ".pdf" and not p.name.startswith("."))
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in found if p.is_file() and p.suffix.lower() == ".pdf"
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
-def extract_pages(path: str | Path) -> pd.DataFrame:
-    """Text of every page of one PDF: one row per page, ``file`` (name), ``page`` (1-based), ``text``.
+_EMPTY = "empty file (0 bytes)"
+_NOT_PDF = "not a PDF file (no %PDF- header); is it an HTML page or a renamed file?"
+_DAMAGED = ("damaged PDF: it does not end with the %%EOF marker, so it is truncated (an interrupted download or "
+            "copy?) or corrupted; get the file again")
+
+
+def pdf_damage(data: bytes) -> str | None:
+    """Why ``data`` is not a whole PDF file, judged by its structure alone, or None when it looks whole.
+
+    A PDF starts with a ``%PDF-`` header (the first 1 KiB may hold a little junk before it) and ends with an
+    ``%%EOF`` marker after its cross-reference table: a download or copy cut short has lost that end.
+    """
+    if not data:
+        return _EMPTY
+    if b"%PDF-" not in data[:1024]:
+        return _NOT_PDF
+    return _DAMAGED if b"%%EOF" not in data[-1024:] else None
+
+
+def extract_pages(path: str | Path, article_id: str | None = None) -> pd.DataFrame:
+    """Text of every page of one PDF: one row per page, ``file`` (``article_id``, default the file name),
+    ``page`` (1-based), ``text``.
 
     Text blocks (roughly paragraphs) are separated by a blank line; line breaks and hyphens are left as
-    printed. Raises ``PdfError`` for a missing, empty, non-PDF, corrupted, encrypted or image-only file.
+    printed. Raises ``PdfError`` for a missing, empty, non-PDF, damaged (truncated or corrupted), encrypted or
+    image-only file.
     """
     path = Path(path)
-    name = path.name
+    name = article_id or path.name
     if not path.exists():
         raise PdfError(name, f"file not found ({path})")
     if path.is_dir():
@@ -62,20 +90,22 @@ def extract_pages(path: str | Path) -> pd.DataFrame:
         data = path.read_bytes()
     except OSError as exc:
         raise PdfError(name, f"cannot read the file ({exc.strerror or exc})") from None
-    if not data:
-        raise PdfError(name, "empty file (0 bytes)")
-    # The PDF header may follow a little junk, but must sit in the first 1 KiB.
-    if b"%PDF-" not in data[:1024]:
-        raise PdfError(name, "not a PDF file (no %PDF- header); is it an HTML page or a renamed file?")
+    damage = pdf_damage(data)
+    if damage in (_EMPTY, _NOT_PDF):
+        raise PdfError(name, damage)
 
     # Opening from bytes (not from the path) guarantees MuPDF never writes to the source file.
     try:
         doc = pymupdf.open(stream=data, filetype="pdf")
     except Exception as exc:
-        raise PdfError(name, f"corrupted or truncated PDF; MuPDF cannot open it ({exc})") from None
+        raise PdfError(name, damage or f"corrupted PDF; MuPDF cannot open it ({exc})") from None
     try:
         if doc.needs_pass:
             raise PdfError(name, "encrypted PDF; it needs a password to be read")
+        # MuPDF rebuilds what it finds of a file without its end, so it may open with pages or text missing
+        # and no sign of it (or look like a scan without text): refused, with the reason.
+        if damage and (doc.is_repaired or doc.page_count == 0):
+            raise PdfError(name, damage)
         if doc.page_count == 0:
             raise PdfError(name, "corrupted PDF: no pages found")
         texts = []
@@ -94,28 +124,67 @@ def extract_pages(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame({"file": name, "page": range(1, len(texts) + 1), "text": texts})
 
 
+def article_ids(paths) -> list[str]:
+    """One id per path (``paths`` distinct): the file name where no other path has it, else the shortest end
+    of the path that no other path shares, e.g. ``a/paper.pdf`` and ``b/paper.pdf``. Always ``/``-separated."""
+    parts = [Path(os.path.abspath(p)).parts for p in paths]
+    names = Counter(p[-1] for p in parts)
+    ids = []
+    for mine in parts:
+        others = [p for p in parts if p is not mine and p[-1] == mine[-1]] if names[mine[-1]] > 1 else []
+        k = 1
+        while k < len(mine) and any(p[-k:] == mine[-k:] for p in others):
+            k += 1
+        ids.append(PurePosixPath(*mine[-k:]).as_posix())
+    return ids
+
+
 def read_articles(paths) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read many PDFs (a list of files, or a folder), going on past the ones that fail.
+    """Read many PDFs (a list of files, or a folder's PDFs, not its sub-folders'), going on past those that fail.
 
     Returns ``(pages, status)``: ``pages`` as from ``extract_pages`` for the readable files; ``status`` one
-    row per path: ``file``, ``status`` ("ok" or "unreadable"), ``reason`` ("" when ok), ``n_pages``, ``n_chars``.
+    row per file: ``file``, ``status`` ("ok" or "unreadable"), ``reason`` ("" when ok), ``n_pages``, ``n_chars``.
+    ``file`` is the article's id (``article_ids``), the key of every later table. A file named twice (the
+    same path, or a link to it) is read once. An empty folder or list is an error, not an empty table.
     """
-    if isinstance(paths, (str, Path)):
-        paths = list_pdfs(paths) if Path(paths).is_dir() else [paths]
+    if isinstance(paths, (str, Path)) and Path(paths).is_dir():
+        paths = _folder_pdfs(Path(paths))
+    elif isinstance(paths, (str, Path)):
+        paths = [paths]
+    paths = list(paths)
+    if not paths:
+        raise ValueError("no PDF given: the list of articles is empty")
+    seen, unique = set(), []
+    for path in map(Path, paths):
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            unique.append(path)
+    if len(unique) < len(paths):
+        print(f"{len(paths) - len(unique)} path(s) named a file already in the list; each file is read once.")
     frames, rows = [], []
-    for path in paths:
-        name = Path(path).name
+    for path, article_id in zip(unique, article_ids(unique)):
         try:
-            pages = extract_pages(path)
+            pages = extract_pages(path, article_id)
         except PdfError as exc:
-            rows.append({"file": name, "status": "unreadable", "reason": exc.reason, "n_pages": 0, "n_chars": 0})
+            rows.append({"file": article_id, "status": "unreadable", "reason": exc.reason, "n_pages": 0, "n_chars": 0})
             continue
         frames.append(pages)
-        rows.append({"file": name, "status": "ok", "reason": "", "n_pages": len(pages),
+        rows.append({"file": article_id, "status": "ok", "reason": "", "n_pages": len(pages),
                      "n_chars": int(pages["text"].str.len().sum())})
     pages = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PAGE_COLUMNS)
     status = pd.DataFrame(rows, columns=STATUS_COLUMNS)
     return pages, status.astype({"n_pages": int, "n_chars": int})
+
+
+def _folder_pdfs(folder: Path) -> list[Path]:
+    """``list_pdfs(folder)``, or a ValueError that says what the folder holds instead."""
+    pdfs = list_pdfs(folder)
+    if not pdfs:
+        deeper = len(list_pdfs(folder, recursive=True))
+        where = (f"; its sub-folders hold {deeper}: read them with read_articles(list_pdfs(folder, recursive=True))"
+                 if deeper else "")
+        raise ValueError(f"no PDF files in {folder}{where}")
+    return pdfs
 
 
 _LIGATURES = {"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st"}
@@ -125,10 +194,10 @@ _INVISIBLE = re.compile(r"[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 
 
 def clean_text(text: str) -> str:
-    """Text with line-break hyphenation re-joined, ligatures spelled out and whitespace collapsed.
+    r"""Text with line-break hyphenation re-joined, ligatures spelled out and whitespace collapsed.
 
-    ``"bibliomet-\\nric ﬁelds"`` -> ``"bibliometric fields"``. A hyphen before a lower-case letter on the next
-    line is always removed, so ``science-\\nof-science`` loses its first one (PDF text cannot tell them apart).
+    ``"bibliomet-\nric ﬁelds"`` -> ``"bibliometric fields"``. A hyphen before a lower-case letter on the next
+    line is always removed, so ``science-\nof-science`` loses its first one (PDF text cannot tell them apart).
     """
     text = _LINE_HYPHEN.sub("", text)
     text = _INVISIBLE.sub("", text)
@@ -197,7 +266,7 @@ def split_passages(pages: pd.DataFrame, max_words: int = 120, overlap: int = 20,
 _QUOTE_MARKS = set("\"'`´")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fold_char(ch: str) -> str:
     """What one character counts as when comparing quotes ("" for ignored characters)."""
     category = unicodedata.category(ch)
@@ -230,7 +299,7 @@ def find_quote(quote: str, pages: pd.DataFrame, min_chars: int = 20) -> dict:
     match's first page or None, "match": the article's text that matched, whitespace collapsed, or ""}``.
     """
     require_columns(pages, PAGE_COLUMNS, "pages", "pass the frame from extract_pages")
-    if pages["file"].nunique() > 1:
+    if len(pages["file"].unique()) > 1:
         raise ValueError(f"pages holds {pages['file'].nunique()} files; pass one file's pages, "
                          "e.g. pages[pages.file == name]")
     not_found = {"found": False, "page": None, "match": ""}

@@ -414,7 +414,8 @@ def answer(index: SearchIndex, question: str, generator=None, k: int = 4, min_sc
                 else NO_SHARED_WORD)
     else:
         chat = prompt.messages(sources=format_sources(sources), question=question.strip())
-        generated = generation.generate([chat], generator, max_new_tokens=ANSWER_TOKENS)[0]
+        settings = generation.GenerationSettings(max_new_tokens=ANSWER_TOKENS)
+        generated = generation.generate([chat], generator, settings)[0]
         citations = [n for n in cited_numbers(generated) if 1 <= n <= len(sources)]
         if citations or RAG_CANNOT_ANSWER in generated:
             kind, text = ("generated" if citations else "refused"), generated

@@ -7,12 +7,10 @@ Pure functions on a frame with ``year``, ``cluster`` and ``citations``; ``helper
 """
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 
 from helpers.checks import NOISE, require_columns
-
 
 
 def _counts(frame: pd.DataFrame, min_records: int) -> pd.DataFrame:

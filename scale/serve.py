@@ -1,11 +1,18 @@
 """An OpenAI-compatible server for the course's LLM work: ``transformers serve`` here, vLLM on a GPU cluster.
 
-    python scale/serve.py                 # the packaged SmolLM2 on this machine's CPU, 127.0.0.1:8000
-    python scale/serve.py --print-vllm    # the vLLM command for the course's GPU model (run it on the GPU machine)
+Run from the repository's root (or with the project installed)::
+
+    python -m scale.serve                 # the packaged SmolLM2 on this machine's CPU, 127.0.0.1:8000
+    python -m scale.serve --print-vllm    # the vLLM command for the course's GPU model, with an API key
 
 Then, in the shell that runs the notebooks (``helpers.endpoint`` reads these)::
 
-    export SCISCI_LLM_BASE_URL=http://127.0.0.1:8000/v1 SCISCI_LLM_MODEL=<the model it printed> SCISCI_LLM_SERVER=transformers
+    export SCISCI_LLM_BASE_URL=http://127.0.0.1:8000/v1 SCISCI_LLM_MODEL=<the model it printed> \
+           SCISCI_LLM_SERVER=transformers
+
+vLLM listens on every interface (``--host 0.0.0.0``), so its command carries ``--api-key``
+(``SCISCI_LLM_API_KEY``, or a new random one); ``helpers.endpoint`` sends that key over plain http
+only to this machine, so reach the GPU machine through an SSH tunnel (or https).
 
 ``transformers_server`` is the same as a context manager: it starts the server
 on a free loopback port, waits until it answers, and always stops it.
@@ -15,6 +22,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import secrets
+import shlex
 import socket
 import subprocess
 import sys
@@ -22,9 +31,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run as a script: make ``helpers`` importable
-    sys.path.insert(0, str(REPO))
+from helpers.endpoint import ENV_API_KEY
 
 
 def free_port() -> int:
@@ -99,13 +106,35 @@ def _tail(path, n: int = 1500) -> str:
         return "(unreadable)"
 
 
-def vllm_command(model: str = "meta-llama/Llama-3.2-1B-Instruct", port: int = 8000, gpus: int = 1) -> str:
-    """The shell command that serves ``model`` with vLLM's OpenAI-compatible server (on a GPU machine)."""
+def vllm_command(api_key: str, model: str = "meta-llama/Llama-3.2-1B-Instruct", port: int = 8000,
+                 gpus: int = 1) -> str:
+    """The shell command that serves ``model`` with vLLM's OpenAI-compatible server (on a GPU machine).
+
+    It listens on every interface, so it answers only requests that carry ``api_key``.
+    """
+    if not api_key or api_key.startswith("-"):
+        raise ValueError(f"the API key must be non-empty and not start with '-' (vLLM would read it as an option); "
+                         f"set {ENV_API_KEY} to another one")
     return (f"vllm serve {model} --host 0.0.0.0 --port {port} --tensor-parallel-size {gpus} "
-            "--dtype auto --max-model-len 4096 --gpu-memory-utilization 0.90")
+            f"--dtype auto --max-model-len 4096 --gpu-memory-utilization 0.90 --api-key {shlex.quote(api_key)}")
+
+
+def print_vllm(model: str, port: int) -> None:
+    """Print the vLLM command with a key (``SCISCI_LLM_API_KEY``, or a new random one) and why it has one."""
+    key = os.environ.get(ENV_API_KEY, "").strip()
+    source = f"from {ENV_API_KEY}" if key else "new"
+    while not key or (source == "new" and key.startswith("-")):  # 32 characters of A-Z a-z 0-9 _ -
+        key = secrets.token_urlsafe(24)
+    print(vllm_command(key, model, port))
+    print(f"# --api-key ({source}): on 0.0.0.0 a server without a key answers anyone on the network who finds "
+          "the port, with your GPU and model.")
+    print(f"# Where the notebooks run: export {ENV_API_KEY}={shlex.quote(key)} and reach the server through https "
+          f"or an SSH tunnel (ssh -N -L {port}:127.0.0.1:{port} <gpu-host>; "
+          f"SCISCI_LLM_BASE_URL=http://127.0.0.1:{port}/v1).")
 
 
 def main(argv=None) -> None:
+    """The command line (``python -m scale.serve --help``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="hub name or local folder (default: the packaged SmolLM2)")
     parser.add_argument("--port", type=int, default=8000)
@@ -113,7 +142,10 @@ def main(argv=None) -> None:
     parser.add_argument("--print-vllm", action="store_true", help="print the vLLM command instead")
     args = parser.parse_args(argv)
     if args.print_vllm:
-        print(vllm_command(args.model or "meta-llama/Llama-3.2-1B-Instruct", args.port))
+        try:
+            print_vllm(args.model or "meta-llama/Llama-3.2-1B-Instruct", args.port)
+        except ValueError as error:
+            parser.error(str(error))
         return
     model = args.model or str(packaged_model_folder())
     with transformers_server(model, args.port, args.device) as url:

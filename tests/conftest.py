@@ -5,13 +5,11 @@ models, exactly as CI and a machine without internet do. The course data comes
 from ``SCISCI_DATA_DIR``, defaulting to the mirror at ``../shared/data``.
 """
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "tools"))  # the tests import tools' scripts (run_notebooks, colab_check)
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-import colab_check  # in tools/, which conftest.py puts on the path
 from helpers.cache import REPO_ROOT
+from tools import colab_check
 
 PYTHON313 = colab_check.python313()
 needs_313 = pytest.mark.skipif(PYTHON313 is None and not os.environ.get("CI"),

@@ -94,7 +94,7 @@ def test_query_embedder_keeps_models_it_cannot_convert():
 
 
 def test_resampled_corpus_is_reproducible_and_perturbed():
-    from bench.run import resample_corpus
+    from bench.resample import resample_corpus
 
     first = resample_corpus(200, seed=1)
     assert len(first) == 200
@@ -104,7 +104,7 @@ def test_resampled_corpus_is_reproducible_and_perturbed():
 
 
 def test_perturbation_keeps_most_words():
-    from bench.run import perturb
+    from bench.resample import perturb
 
     rng = np.random.default_rng(0)
     text = " ".join(f"word{i}" for i in range(200))
@@ -115,7 +115,7 @@ def test_perturbation_keeps_most_words():
 
 
 def test_resampled_embeddings_are_unit_vectors_near_the_source():
-    from bench.run import resample_embeddings
+    from bench.resample import resample_embeddings
 
     rng = np.random.default_rng(0)
     source = rng.normal(size=(30, 384)).astype(np.float32)

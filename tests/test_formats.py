@@ -1,8 +1,8 @@
-"""Own exports into the course schema: OpenAlex, Web of Science, RIS, BibTeX, and several merged.
+r"""Own exports into the course schema: OpenAlex, Web of Science, RIS, BibTeX, and several merged.
 
 The files in tests/fixtures/ are written as the tools write them: Web of Science plain text with a BOM and
 continuation lines, tab-delimited UTF-16 with CRLF and a trailing tab, RIS from Scopus and Zotero (CRLF, seven
-AU lines), BibTeX from Scopus and Zotero (``{\\"u}``, ``note = {Cited by: 12; ...}``), an OpenAlex page with a
+AU lines), BibTeX from Scopus and Zotero (``{\"u}``, ``note = {Cited by: 12; ...}``), an OpenAlex page with a
 null abstract and DOIs in upper case. The same four papers recur across them, so the merge has known duplicates.
 """
 import json

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from helpers import generation
-from helpers.generation import chat_prompts, generate, make_messages, score_choices
+from helpers.generation import GenerationSettings, chat_prompts, generate, make_messages, score_choices
 from helpers.llm_labels import LabelSettings, label_clusters
 
 
@@ -47,11 +47,11 @@ def test_batched_greedy_equals_one_by_one_and_left_pads(generator, monkeypatch):
 
     monkeypatch.setattr(generator.model, "generate", spy)
     chats = [make_messages(p) for p in PROMPTS]
-    batched = generate(chats, generator, max_new_tokens=12, batch_size=4, cache=False)
+    batched = generate(chats, generator, GenerationSettings(max_new_tokens=12, batch_size=4), cache=False)
     assert len(calls) == 1  # one generate call for the whole batch
     mask = calls[0]
     assert mask[:, -1].all() and not mask[:, 0].all()  # real tokens at the right: padding on the left
-    one_by_one = generate(chats, generator, max_new_tokens=12, batch_size=1, cache=False)
+    one_by_one = generate(chats, generator, GenerationSettings(max_new_tokens=12, batch_size=1), cache=False)
     assert len(calls) == 1 + len(PROMPTS)
     assert batched == one_by_one
     assert all(isinstance(a, str) and a for a in batched)
@@ -72,16 +72,50 @@ class _NoModel:
 def test_cache_serves_repeats_and_recomputes_changes(generator, monkeypatch, tmp_path):
     monkeypatch.setenv("SCISCI_CACHE", str(tmp_path))
     chats = [make_messages("Name two colours.")]
-    first = generate(chats, generator, max_new_tokens=8)
+    eight = GenerationSettings(max_new_tokens=8)
+    first = generate(chats, generator, eight)
     assert len(list((tmp_path / "generations").glob("*.json"))) == 1
     stand_in = _NoModel(generator.tokenizer.name_or_path)  # read as the same model
-    assert generate(chats, stand_in, max_new_tokens=8) == first  # served without the model
+    assert generate(chats, stand_in, eight) == first  # served without the model
     with pytest.raises(AssertionError, match="model was used"):
-        generate([make_messages("Name three colours.")], stand_in, max_new_tokens=8)  # changed prompt
+        generate([make_messages("Name three colours.")], stand_in, eight)  # changed prompt
     with pytest.raises(AssertionError, match="model was used"):
-        generate(chats, stand_in, max_new_tokens=9)  # changed setting
+        generate(chats, stand_in, GenerationSettings(max_new_tokens=9))  # changed setting
     with pytest.raises(AssertionError, match="model was used"):
-        generate(chats, _NoModel("another/model"), max_new_tokens=8)  # another model
+        generate(chats, _NoModel("another/model"), eight)  # another model
+    # The batch size is how the work is split, not what is computed: not part of the key.
+    assert generate(chats, stand_in, GenerationSettings(max_new_tokens=8, batch_size=1)) == first
+
+
+def test_generation_settings_say_what_is_wrong():
+    for bad, message in [(dict(max_new_tokens=0), "max_new_tokens must be a whole number >= 1"),
+                         (dict(max_new_tokens=2.5), "max_new_tokens"),
+                         (dict(batch_size=0), "batch_size"),
+                         (dict(do_sample=True), "sampling needs a temperature > 0"),
+                         (dict(do_sample=True, temperature=0), "sampling needs a temperature > 0"),
+                         (dict(do_sample=True, temperature=float("nan")), "sampling needs a temperature > 0"),
+                         (dict(temperature=0.7), "applies only when sampling"),
+                         (dict(repetition_penalty=0), "repetition_penalty must be a number > 0"),
+                         (dict(seed=1.5), "seed must be a whole number"),
+                         (dict(do_sample="yes", temperature=0.7), "do_sample must be True or False")]:
+        with pytest.raises(ValueError, match=message):
+            GenerationSettings(**bad)
+    with pytest.raises(TypeError, match="settings must be a GenerationSettings"):
+        generate([make_messages("hi")], settings=64)
+
+
+def test_a_sampled_answer_is_the_same_alone_and_in_a_batch(generator, monkeypatch, tmp_path):
+    """Item 6 of issue 17: a sampled answer depends only on (chat, seed, settings), so its cache key is sound."""
+    monkeypatch.setenv("SCISCI_CACHE", str(tmp_path))
+    settings = GenerationSettings(max_new_tokens=8, do_sample=True, temperature=1.0, seed=7, batch_size=4)
+    chats = [make_messages(p) for p in PROMPTS[:2]]
+    alone = generate(chats[1:], generator, settings, cache=False)
+    batched = generate(chats, generator, settings)  # second in a batch of two, after another chat; cached
+    assert batched[1:] == alone
+    records = [json.loads(p.read_text(encoding="utf-8")) for p in (tmp_path / "generations").glob("*.json")]
+    cached = {json.dumps(r["messages"]): r["output"] for r in records}
+    assert [cached[json.dumps(chats[1])]] == alone  # what the cache says the chat gives, it gives alone
+    assert generate(chats[1:], generator, settings) == alone  # and from the cache
 
 
 # --------------------------------------------------------------------------- constrained choice
@@ -129,6 +163,21 @@ def test_score_choices_batched_equals_single_and_full_forward(generator):
         logps.append(sum(logp[len(prompt_ids) - 1 + i, t].item() for i, t in enumerate(choice_ids)))
     reference = np.exp(np.array(logps) - max(logps))
     assert np.allclose(batched.loc[0, choices].to_numpy(dtype=float), reference / reference.sum(), atol=1e-4)
+
+
+def test_score_choices_recomputes_a_cached_row_of_the_wrong_shape(generator, monkeypatch, tmp_path, capsys):
+    """Item 10 of issue 17: a cached row that does not fit the choices is computed again, naming the file."""
+    monkeypatch.setenv("SCISCI_CACHE", str(tmp_path))
+    chats, choices = [make_messages("What is the opposite of hot? Answer with one word.")], ["Tall", "Cold"]
+    first = score_choices(chats, choices, generator)
+    (path,) = (tmp_path / "generations").glob("*.json")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps({**record, "output": record["output"][:1]}), encoding="utf-8")
+    capsys.readouterr()
+    again = score_choices(chats, choices, generator)
+    assert f"The cache file {path} is unreadable" in capsys.readouterr().out
+    assert np.allclose(again[choices], first[choices])
+    assert len(json.loads(path.read_text(encoding="utf-8"))["output"]) == 2  # replaced
 
 
 def test_score_choices_rejects_bad_choices(generator):
@@ -194,10 +243,13 @@ def endpoint_env(monkeypatch, tmp_path):
 
 
 def test_endpoint_returns_content_and_sends_model_and_token(endpoint_env, capsys):
-    reply = lambda body: _completion(f"echo: {body['messages'][-1]['content']}")
+    def reply(body):
+        return _completion(f"echo: {body['messages'][-1]['content']}")
+
     with _FakeChatServer(reply) as server:
         endpoint_env(server.url)
-        answers = generate([make_messages("hello", system="be brief"), make_messages("bye")], max_new_tokens=20)
+        twenty = GenerationSettings(max_new_tokens=20)
+        answers = generate([make_messages("hello", system="be brief"), make_messages("bye")], settings=twenty)
         assert answers == ["echo: hello", "echo: bye"]
         # Sent concurrently: either chat may arrive first.
         request = next(r for r in server.requests if r["body"]["messages"][-1]["content"] == "hello")
@@ -208,7 +260,7 @@ def test_endpoint_returns_content_and_sends_model_and_token(endpoint_env, capsys
         assert request["body"]["messages"][0] == {"role": "system", "content": "be brief"}
         assert "fake/model-7b" in capsys.readouterr().out  # says which backend answered
         # A repeat comes from the cache: the server sees no new request.
-        assert generate([make_messages("hello", system="be brief")], max_new_tokens=20) == ["echo: hello"]
+        assert generate([make_messages("hello", system="be brief")], settings=twenty) == ["echo: hello"]
         assert len(server.requests) == 2
 
 

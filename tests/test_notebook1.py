@@ -3,14 +3,13 @@ import json
 
 import matplotlib.image
 import matplotlib.pyplot as plt
-import nbformat
 import numpy as np
 import pandas as pd
 import pytest
 
 from helpers.cache import REPO_ROOT
-from helpers.plots import plot_similarity
 from helpers.models import PACKAGED_GENERATOR
+from helpers.plots import plot_similarity
 
 NOTEBOOK = REPO_ROOT / "1_pipelines.ipynb"
 
@@ -43,7 +42,7 @@ def test_plot_similarity_rejects_bad_shapes():
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory, data_dir):
     """Runs the notebook once, offline (conftest), writing into a temporary outputs folder."""
-    from run_notebooks import execute_notebook
+    from tools.run_notebooks import execute_notebook
 
     outputs = tmp_path_factory.mktemp("notebook1_outputs")
     monkeypatch = pytest.MonkeyPatch()
@@ -147,6 +146,6 @@ def test_closing_section_uses_three_course_titles(executed, course_corpus):
 
 
 def test_no_library_warnings(executed):
-    from run_notebooks import library_warnings
+    from tools.run_notebooks import library_warnings
 
     assert library_warnings(executed[0]) == []

@@ -25,7 +25,7 @@ def _kernel_prefix() -> str:
 
 @pytest.fixture(scope="module")
 def saved_clusters(data_dir, tmp_path_factory, monkeypatch_module):
-    from run_notebooks import execute_notebook
+    from tools.run_notebooks import execute_notebook
 
     outputs = tmp_path_factory.mktemp("outputs")
     monkeypatch_module.setenv("SCISCI_OUTPUTS", str(outputs))
@@ -74,6 +74,6 @@ def test_notebook3_recomputes_the_same_clusters_from_the_settings_notebook2_show
 
 
 def test_no_library_warnings(saved_clusters):
-    from run_notebooks import library_warnings
+    from tools.run_notebooks import library_warnings
 
     assert library_warnings(saved_clusters[1]) == []

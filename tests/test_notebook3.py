@@ -17,7 +17,7 @@ NOTEBOOK = REPO_ROOT / "3_labeling_retrieval.ipynb"
 
 @pytest.fixture(scope="module")
 def produced(data_dir, tmp_path_factory):
-    from run_notebooks import execute_notebook
+    from tools.run_notebooks import execute_notebook
 
     outputs = tmp_path_factory.mktemp("outputs")
     with pytest.MonkeyPatch.context() as patch:
@@ -125,6 +125,6 @@ def test_extraction_is_measured_on_the_held_out_part_with_intervals_and_baseline
 
 
 def test_no_library_warnings(produced):
-    from run_notebooks import library_warnings
+    from tools.run_notebooks import library_warnings
 
     assert library_warnings(produced[1]) == []

@@ -7,12 +7,15 @@ import pandas as pd
 import pytest
 
 from helpers.cache import sha256_file
+from helpers.data import doi_from_filename
 from helpers.pdfs import (
     PdfError,
+    article_ids,
     clean_text,
     extract_pages,
     find_quote,
     list_pdfs,
+    pdf_damage,
     read_articles,
     split_passages,
     truncate_words,
@@ -32,6 +35,7 @@ PAGE_TWO = "Peer review decides which manuscripts are published and which are no
 
 
 def _text_pdf(path, pages):
+    path.parent.mkdir(parents=True, exist_ok=True)
     doc = pymupdf.open()
     for text in pages:
         doc.new_page().insert_text((72, 72), text, fontsize=11)
@@ -55,11 +59,11 @@ def bad_pdfs(tmp_path):
     files["notes.pdf"] = "not a pdf"
     (tmp_path / "notes.pdf").write_text("Just some notes saved with the wrong extension.\n" * 20)
 
-    files["garbage.pdf"] = "corrupted"
+    files["garbage.pdf"] = "damaged"
     noise = random.Random(0).randbytes(4000)
     (tmp_path / "garbage.pdf").write_bytes(b"%PDF-1.7\n" + noise)
 
-    files["truncated.pdf"] = "corrupted"
+    files["truncated.pdf"] = "damaged"
     whole = _text_pdf(tmp_path / "whole.pdf", [PAGE_ONE]).read_bytes()
     (tmp_path / "whole.pdf").unlink()
     (tmp_path / "truncated.pdf").write_bytes(whole[:200])
@@ -161,7 +165,7 @@ def test_split_passages_respects_max_words_overlap_and_pages():
     assert words.str.len().max() <= 45
     # the page that holds only a page number gives no passage
     assert set(passages.loc[passages.file == "a.pdf", "page"]) == {1, 2}
-    for file, group in passages.groupby("file"):
+    for _, group in passages.groupby("file"):
         assert group["passage"].tolist() == list(range(len(group)))
     for (file, page), group in passages.groupby(["file", "page"]):
         chunks = group["text"].str.split().tolist()
@@ -261,3 +265,69 @@ def test_course_pdfs_read_and_quotes_round_trip():
         file_pages = pages[pages["file"] == passage["file"]]
         hit = find_quote(quote, file_pages)
         assert hit["found"] and hit["page"] == passage["page"], (passage["file"], quote)
+
+
+# --------------------------------------------------------------------------- article ids, damaged files, empty folders
+
+
+def test_same_file_name_in_two_folders_gives_two_articles(tmp_path):
+    """Issue 17 item 3: two different paper.pdf are two articles, each keyed by the shortest path end that differs."""
+    first = _text_pdf(tmp_path / "a" / "paper.pdf", [PAGE_ONE])
+    second = _text_pdf(tmp_path / "b" / "paper.pdf", [PAGE_TWO])
+    other = _text_pdf(tmp_path / "other.pdf", [PAGE_TWO])
+    pages, status = read_articles([first, second, other])
+    assert status["file"].tolist() == ["a/paper.pdf", "b/paper.pdf", "other.pdf"]
+    assert (status["status"] == "ok").all()
+    by_file = pages.set_index("file")["text"]
+    assert "Citation analysis" in by_file["a/paper.pdf"] and "Peer review" in by_file["b/paper.pdf"]
+    passages = split_passages(pages)
+    assert set(passages["file"]) == {"a/paper.pdf", "b/paper.pdf", "other.pdf"}
+    assert find_quote("Peer review decides which manuscripts", pages[pages.file == "b/paper.pdf"])["found"]
+    assert not find_quote("Peer review decides which manuscripts", pages[pages.file == "a/paper.pdf"])["found"]
+
+
+def test_article_ids_grow_only_as_far_as_needed():
+    ids = article_ids(["x/a/paper.pdf", "y/a/paper.pdf", "z/b/paper.pdf", "z/b/notes.pdf", "/abs/c/one.pdf"])
+    assert ids == ["x/a/paper.pdf", "y/a/paper.pdf", "b/paper.pdf", "notes.pdf", "one.pdf"]
+    assert len(set(ids)) == len(ids)
+    # the course's names stay as they are, and the DOI is still read from an id with folders
+    assert article_ids(["d/paper_10.1007_s11192-021-04069-9.pdf"]) == ["paper_10.1007_s11192-021-04069-9.pdf"]
+    assert doi_from_filename("a/paper_10.1007_s11192-021-04069-9.pdf") == "10.1007/s11192-021-04069-9"
+
+
+def test_a_file_named_twice_is_read_once(good_pdf, tmp_path, capsys):
+    link = tmp_path / "link.pdf"
+    link.symlink_to(good_pdf)
+    pages, status = read_articles([good_pdf, str(good_pdf), link])
+    assert status["file"].tolist() == ["good.pdf"] and len(pages) == 2
+    assert "2 path(s) named a file already in the list" in capsys.readouterr().out
+
+
+def test_an_empty_folder_is_an_error_that_says_what_is_there(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a pdf")
+    with pytest.raises(ValueError, match="no PDF files in") as error:
+        read_articles(tmp_path)
+    assert "sub-folders" not in str(error.value)
+    _text_pdf(tmp_path / "2023" / "x.pdf", [PAGE_ONE])
+    with pytest.raises(ValueError, match="sub-folders hold 1.*recursive=True"):
+        read_articles(tmp_path)
+    assert [p.name for p in list_pdfs(tmp_path, recursive=True)] == ["x.pdf"]
+    with pytest.raises(ValueError, match="list of articles is empty"):
+        read_articles([])
+
+
+def test_a_truncated_pdf_is_damaged_not_without_text(tmp_path):
+    """Issue 17 item 14b: a cut-off download is named as damaged, whatever MuPDF can still rebuild from it."""
+    folder = _course_articles()
+    if folder is None or not folder.is_dir():
+        pytest.skip("course PDFs not found: set SCISCI_DATA_DIR to the folder holding SciSci_articles/")
+    source = folder / "paper_10.1007_978-3-319-39952-2_42.pdf"
+    whole = source.read_bytes()
+    assert pdf_damage(whole) is None and len(extract_pages(source)) > 1
+    for share in (0.3, 0.9, 0.99):
+        cut = tmp_path / f"cut-{share}.pdf"
+        cut.write_bytes(whole[:int(len(whole) * share)])
+        assert "truncated" in pdf_damage(cut.read_bytes())
+        with pytest.raises(PdfError, match="damaged PDF.*truncated") as error:
+            extract_pages(cut)
+        assert "no text layer" not in str(error.value)

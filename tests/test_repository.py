@@ -11,7 +11,8 @@ import pytest
 
 from helpers import REPO_URL
 from helpers.cache import REPO_ROOT
-from run_notebooks import course_notebooks
+from tools.run_notebooks import course_notebooks
+
 
 def setup_cell(path) -> str:
     notebook = nbformat.read(path, as_version=4)
@@ -77,6 +78,21 @@ def test_setup_cell_fails_loudly_when_the_clone_fails(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="could not clone .*no-such-repository") as error:
         _run_setup_cell(setup_cell(course_notebooks()[0]), wrong, tmp_path, monkeypatch)
     assert "make set-repo-url" in str(error.value) and "run this cell again" in str(error.value)
+    assert list(tmp_path.iterdir()) == []  # a failed clone leaves nothing behind, not even its temporary folder
+
+
+def test_setup_cell_never_deletes_a_folder_it_did_not_make(tmp_path, monkeypatch):
+    """Issue 17 item 8: a LLM4SciSci/ folder without the course code may be the user's; it is left as it is."""
+    mine = tmp_path / "LLM4SciSci"
+    mine.mkdir()
+    (mine / "my_scopus_export.csv").write_text("Title,Year\nMy paper,2024\n")
+    source = tmp_path / "src" / "LLM4SciSci.git"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{REPO_ROOT}", str(source)], check=True)
+    with pytest.raises(RuntimeError, match="holds no course code .*rename or move it"):
+        _run_setup_cell(setup_cell(course_notebooks()[0]), str(source.with_suffix("")), tmp_path, monkeypatch)
+    assert [p.name for p in mine.iterdir()] == ["my_scopus_export.csv"]
+    assert (mine / "my_scopus_export.csv").read_text() == "Title,Year\nMy paper,2024\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["LLM4SciSci", "src"]  # no clone was started
 
 
 def test_setup_cell_clones_installs_and_recovers_after_a_restart(tmp_path, monkeypatch):
@@ -88,7 +104,7 @@ def test_setup_cell_clones_installs_and_recovers_after_a_restart(tmp_path, monke
                     "commit", "-qam", "broken requirements"], check=True)
     colab = tmp_path / "content"
     colab.mkdir()
-    (colab / "LLM4SciSci").mkdir()  # a half-made clone from an earlier try: made again
+    (colab / "LLM4SciSci").mkdir()  # an empty folder: nothing in it to lose, so the clone takes its place
     cell = setup_cell(course_notebooks()[0])
     with pytest.raises(RuntimeError, match="pip could not install requirements.txt"):
         _run_setup_cell(cell, str(source.with_suffix("")), colab, monkeypatch)
@@ -98,3 +114,39 @@ def test_setup_cell_clones_installs_and_recovers_after_a_restart(tmp_path, monke
     (colab / "LLM4SciSci" / "requirements.txt").write_text("# nothing to install\n")
     _run_setup_cell(cell, str(tmp_path / "gone" / "LLM4SciSci"), colab, monkeypatch)  # no clone attempted
     assert os.getcwd() == str(colab / "LLM4SciSci")
+
+
+def _fake_python(tmp_path):
+    """A ``python`` for setup_venv.sh that passes its version check and fails ``-m venv`` (nothing is installed)."""
+    fake = tmp_path / "python"
+    fake.write_text(f'#!/bin/sh\nif [ "$1" = -m ] && [ "$2" = venv ]; then echo "venv made here" >&2; exit 1; fi\n'
+                    f'exec "{sys.executable}" "$@"\n')
+    fake.chmod(0o755)
+    return fake
+
+
+def _setup_venv(venv, python):
+    return subprocess.run(["bash", str(REPO_ROOT / "tools" / "setup_venv.sh")], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "VENV": str(venv), "PYTHON": str(python)})
+
+
+def test_setup_venv_refuses_a_folder_that_is_not_a_venv(tmp_path):
+    """Issue 17 item 8: VENV naming the user's folder (no pyvenv.cfg) is stopped on, never removed."""
+    folder = tmp_path / "my-project"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    run = _setup_venv(folder, _fake_python(tmp_path))
+    assert run.returncode != 0 and "is not a Python virtual environment" in run.stderr, run.stdout + run.stderr
+    assert "venv made here" not in run.stderr  # stopped before making anything
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+def test_setup_venv_remakes_only_a_half_made_venv(tmp_path):
+    """A venv left without pip (pyvenv.cfg, a python that no longer runs) is made again: removed, then venv runs."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /nowhere\n")
+    (venv / "bin" / "python").symlink_to(tmp_path / "gone" / "python3")
+    run = _setup_venv(venv, _fake_python(tmp_path))
+    assert "is incomplete" in run.stdout and "venv made here" in run.stderr, run.stdout + run.stderr
+    assert run.returncode != 0 and not venv.exists()

@@ -6,7 +6,15 @@ import pytest
 
 from helpers import generation, retrieval
 from helpers.retrieval import (
-    METHODS, answer, build_index, cited_numbers, combine_indexes, label_passages, load_queries, recall_at_k, search,
+    METHODS,
+    answer,
+    build_index,
+    cited_numbers,
+    combine_indexes,
+    label_passages,
+    load_queries,
+    recall_at_k,
+    search,
     target_ranks,
 )
 from helpers.text import bm25_weights, tokenize

@@ -8,6 +8,11 @@ generation, which the server does one request at a time (the local pipeline
 batches).
 """
 import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -19,7 +24,7 @@ from helpers import prompts  # noqa: E402
 from helpers.cache import cache_dir  # noqa: E402
 from helpers.endpoint import Endpoint  # noqa: E402
 from helpers.extraction import ANSWERS, UNPARSEABLE, EvidenceSettings, ask_articles  # noqa: E402
-from helpers.generation import _first_choice_in, generate  # noqa: E402
+from helpers.generation import GenerationSettings, _first_choice_in, generate  # noqa: E402
 from helpers.llm_labels import LabelSettings, label_clusters  # noqa: E402
 from scale.serve import packaged_model_folder, transformers_server  # noqa: E402
 
@@ -84,9 +89,29 @@ def test_ask_articles_through_the_server(served, generator, demo_corpus, tmp_pat
 
     # The server's answers are in the shared generation cache, with the exact chats it was sent.
     stored = [json.loads(p.read_text()) for p in cache_dir("generations").glob("*.json")]
-    stored = [s for s in stored if s["model"] == served.name]
+    stored = [s for s in stored if s["generator"] == served.key]
     assert len(stored) == 2
-    again = generate([s["messages"] for s in stored], generator, max_new_tokens=16, cache=False)
+    again = generate([s["messages"] for s in stored], generator, GenerationSettings(max_new_tokens=16), cache=False)
     assert again == [s["output"] for s in stored]  # the local model writes the same greedy text
     parsed = {_first_choice_in(s["output"], ANSWERS) or UNPARSEABLE for s in stored}
     assert set(remote["answer"]) <= parsed
+
+
+def _print_vllm(**env):
+    """``python -m scale.serve --print-vllm`` run from the repository's root, as the README says: its output."""
+    environ = {k: v for k, v in os.environ.items() if k != "SCISCI_LLM_API_KEY"} | env
+    done = subprocess.run([sys.executable, "-m", "scale.serve", "--print-vllm", "--port", "8123"], env=environ,
+                          cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_print_vllm_gives_the_server_a_key_and_says_why():
+    """Item 2 of issue 17: vLLM on 0.0.0.0 without a key answers anyone on the network."""
+    given = _print_vllm(SCISCI_LLM_API_KEY="course-key-123")
+    command = given.splitlines()[0]
+    assert command.startswith("vllm serve ") and "--host 0.0.0.0 --port 8123" in command
+    assert command.endswith("--api-key course-key-123")
+    assert "answers anyone on the network" in given and "SSH" in given
+    keys = [re.search(r"--api-key (\S+)$", _print_vllm().splitlines()[0]).group(1) for _ in range(2)]
+    assert keys[0] != keys[1] and min(len(k) for k in keys) >= 32  # a new random key each time

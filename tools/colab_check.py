@@ -1,6 +1,6 @@
 """Would the Colab set-up cell replace any of Colab's own packages?
 
-    python tools/colab_check.py [requirements.txt]
+    python -m tools.colab_check [requirements.txt]
 
 Resolves the requirements with ``pip install --dry-run --report`` in a fresh
 Python 3.13 environment in which Colab's packages (``tools/colab/pip-freeze.gpu.txt``)
@@ -26,6 +26,7 @@ NOTEBOOK_STACK = ("ipykernel", "ipython", "jupyter-client", "traitlets", "ipywid
 
 
 def canonical(name: str) -> str:
+    """A package name as pip compares it (PEP 503): lower case, runs of ``-_.`` as one ``-``."""
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
@@ -91,6 +92,7 @@ def replaced_packages(installs: dict[str, str], colab: dict[str, str] | None = N
 
 
 def main(requirements: list[str]) -> int:
+    """Print what installing ``requirements`` over Colab's packages adds and replaces; 1 when it replaces one."""
     python = python313()
     if python is None:
         print("No Python 3.13 found (Colab's version): install it, or put python3.13 on PATH.")

@@ -11,7 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-${TMPDIR:-/tmp}/colab-like}
-python313=$(python3 -c "import sys; sys.path.insert(0, 'tools'); import colab_check; print(colab_check.python313() or '')")
+# tools/ is a package of the repository: `python3 -c` and `python3 -` import it from here, the clone's root.
+python313=$(python3 -c "from tools.colab_check import python313; print(python313() or '')")
 [ -n "$python313" ] || { echo "error: no Python 3.13 found (Colab's version); install it or put python3.13 on PATH" >&2; exit 2; }
 rm -rf "$work/venv" "$work/outputs" "$work/cache"
 mkdir -p "$work"
@@ -25,10 +26,9 @@ sentence-transformers tokenizers huggingface-hub safetensors accelerate umap-lea
 pynndescent protobuf pillow pyyaml ipykernel ipython ipywidgets jupyter-client jupyter-core traitlets
 tornado pyzmq notebook nbclient nbformat jupyterlab-widgets widgetsnbextension"
 pins=$(python3 - "$touched" <<'PY'
-import re, sys
-sys.path.insert(0, "tools")
-import colab_check
-versions = colab_check.colab_versions()
+import sys
+from tools.colab_check import colab_versions
+versions = colab_versions()
 print(" ".join(f"{n}=={versions[n].split('+')[0]}" for n in sys.argv[1].split() if n in versions))
 PY
 )
@@ -59,5 +59,5 @@ echo "pip check:"; "$py" -m pip check || true
 echo "== 4. The notebooks on Python 3.13, offline, cold caches:"
 export PYDEVD_DISABLE_FILE_VALIDATION=1 HF_HUB_OFFLINE=1 SCISCI_OUTPUTS="$work/outputs" SCISCI_CACHE="$work/cache"
 export SCISCI_DATA_DIR=${SCISCI_DATA_DIR:-$(cd ../shared/data 2>/dev/null && pwd || true)}
-"$py" tools/run_notebooks.py
+"$py" -m tools.run_notebooks
 [ -z "$replaced" ] || { echo "FAILED: the set-up cell replaced Colab's $replaced" >&2; exit 1; }

@@ -1,6 +1,6 @@
 """Execute the course notebooks headless, as ``make run`` and the notebook tests do.
 
-    python tools/run_notebooks.py [NOTEBOOK ...]
+    python -m tools.run_notebooks [NOTEBOOK ...]
 
 Each notebook runs top to bottom with the repository as its working folder;
 the executed copy goes to ``outputs/`` (the committed notebook stays clean).
@@ -18,8 +18,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: make helpers importable
-from helpers.cache import REPO_ROOT, outputs_dir  # noqa: E402
+from helpers.cache import REPO_ROOT, outputs_dir
 
 
 def course_notebooks() -> list[Path]:
@@ -84,6 +83,7 @@ def library_warnings(notebook: nbformat.NotebookNode) -> list[str]:
 
 
 def main(names: list[str]) -> int:
+    """Execute ``names`` (default: the course's three notebooks) and report each; 1 when one failed."""
     paths = [Path(n) for n in names] or course_notebooks()
     failed = []
     for path in paths:
