@@ -235,6 +235,8 @@ def build_site(executed_dir: str | Path | None = None, out: str | Path | None = 
     executed_dir = Path(executed_dir) if executed_dir else outputs_dir()
     out = Path(out) if out else outputs_dir() / "site"
     pages = course_pages() if pages is None else pages
+    if len({p.name for p in pages}) < len(pages):
+        raise ValueError(f"two notebooks share a file name, so their pages would too: {[p.source for p in pages]}")
     missing = [p.name for p in pages if not (executed_dir / p.name).is_file()]
     if missing and require_all:
         raise FileNotFoundError(f"No executed copy of {', '.join(missing)} in {executed_dir}: run `make site`, or "
@@ -254,6 +256,7 @@ def build_site(executed_dir: str | Path | None = None, out: str | Path | None = 
         (out / page.page).write_text(render_page(notebook, title, _nav(page, pages), draws_plotly), encoding="utf-8")
         written.append(out / page.page)
     (out / PLOTLY_JS).write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
+    entries.sort(key=lambda entry: entry[0].page)  # each notebook, then its solutions (1_x.html, 1_x_solutions.html)
     (out / "index.html").write_text(index_page(entries), encoding="utf-8")
     written = [out / "index.html", *written, out / PLOTLY_JS]
     names = [p.relative_to(out).as_posix() for p in written]
@@ -271,7 +274,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         written = build_site(args.executed_dir, args.out)
-    except (FileNotFoundError, FileExistsError) as error:
+    except (FileNotFoundError, FileExistsError, ValueError) as error:
         print(error, file=sys.stderr)
         return 1
     print(f"Site: {len(written) - 2} pages and index.html in {written[0].parent} "
