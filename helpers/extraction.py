@@ -3,12 +3,14 @@
 One function per step, each with its settings as an object you can see and change
 (``ask_articles`` runs all five for every article and one ``prompts.Question``):
 1. ``find_evidence``: passages that match the question's definition (BM25 prefilter, then embeddings;
-   ``EvidenceSettings``);
+   ``EvidenceSettings``), and signals of an analysis performed in them and in the passages that match the
+   question's method sentence (``features.analysis_signals``);
 2. ``build_prompts``: definition, evidence and question as a chat (a ``prompts.ChatPrompt``);
 3. ``generation.score_choices``: the model's constrained choice of TRUE / FALSE / UNCLEAR;
 4. ``verify_quotes``: the quoted sentence occurs in the article;
-5. ``Judge``: a few-shot classifier's P(TRUE), updated by the model's odds. A judge records the question,
-   evidence settings, prompt and model it was fitted with, and refuses to judge anything made otherwise.
+5. ``Judge``: a few-shot classifier's P(TRUE) from the evidence vector and the analysis signals, updated by
+   the model's odds. A judge records the question, evidence settings (signals included), prompt and model it
+   was fitted with, and refuses to judge anything made otherwise.
 ``compare_approaches`` measures the approaches on annotated documents that nothing was tuned on.
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ from helpers.checks import require_columns
 from helpers.embeddings import embed_texts
 from helpers.endpoint import Failure
 from helpers.evaluation import evaluate, keyword_rule, load_annotations, wilson_interval
+from helpers.features import SIGNALS, article_signals
 from helpers.generation import GenerationSettings, generate, generator_key, resolve_generator, score_choices
 from helpers.hub import DEFAULT_EMBEDDER
 from helpers.pdfs import find_quote, read_articles, split_passages, truncate_words
@@ -51,7 +54,10 @@ class EvidenceSettings:
     ``candidates`` passages per article that share most words with the definition (BM25; None: all) are
     embedded with ``embedder``; the ``k`` most similar are kept, and their ``n_sentences`` sentences most
     similar to the definition, cut to ``evidence_words`` words, are the evidence. Passages are windows of at
-    most ``passage_words`` words.
+    most ``passage_words`` words. With ``signals``, the signals of an analysis performed
+    (``features.SIGNALS``) are measured in those ``k`` passages and in the ``k`` candidates most similar to
+    the question's ``method`` sentence, and the judge reads them beside the evidence vector;
+    ``signals=False`` gives the evidence vector alone (the judge as it was before them).
     """
 
     k: int = 3
@@ -60,6 +66,7 @@ class EvidenceSettings:
     evidence_words: int = 200
     candidates: int | None = 12
     embedder: object = DEFAULT_EMBEDDER
+    signals: bool = True
 
     def __post_init__(self):
         for name in ("k", "n_sentences", "passage_words", "evidence_words"):
@@ -69,6 +76,8 @@ class EvidenceSettings:
         if self.candidates is not None and (not isinstance(self.candidates, int) or self.candidates < self.k):
             raise ValueError(f"candidates must be None (all passages) or a whole number >= k={self.k}; "
                              f"got {self.candidates!r}")
+        if not isinstance(self.signals, bool):
+            raise ValueError(f"signals must be True or False; got {self.signals!r}")
 
 
 # --------------------------------------------------------------------------- step 1: evidence
@@ -132,14 +141,17 @@ def find_evidence(pages: pd.DataFrame, question: Question | str,
     Reference lists are dropped, pages cut into passages, and ``settings`` (``EvidenceSettings``) say which
     passages and sentences are kept. One row per article: file, evidence_score (best passage's cosine to
     the definition), evidence ("- [page p] ..." lines), quote and page (the most similar sentence), vector
-    (mean embedding of the top passages, ``(dim,)``, unit length), note.
+    (mean embedding of the top passages, ``(dim,)``, unit length), note; with ``settings.signals`` also a
+    column per ``features.SIGNALS`` (the strongest passage's, among the definition's and the method's).
     """
-    definition = get_question(question).definition
+    question = get_question(question)
+    definition = question.definition
+    columns = EVIDENCE_COLUMNS + (list(SIGNALS) if settings.signals else [])
     passages = split_passages(drop_references(pages), max_words=settings.passage_words)
-    top = rank_passages(lexical_candidates(passages, definition, settings.candidates), definition, settings.k,
-                        settings.embedder)
+    candidates = lexical_candidates(passages, definition, settings.candidates)
+    top = rank_passages(candidates, definition, settings.k, settings.embedder)
     if top.empty:
-        return pd.DataFrame(columns=EVIDENCE_COLUMNS)
+        return pd.DataFrame(columns=columns)
     sentences = pd.DataFrame([{"file": p.file, "page": int(p.page), "sentence": s}
                               for p in top.itertuples() for s in split_sentences(p.text)],
                              columns=["file", "page", "sentence"]).drop_duplicates(["file", "sentence"])
@@ -160,7 +172,15 @@ def find_evidence(pages: pd.DataFrame, question: Question | str,
                      "vector": vector / np.linalg.norm(vector),
                      "note": f"evidence cut to {settings.evidence_words} words to fit the model [... truncated]"
                      if was_cut else ""})
-    return pd.DataFrame(rows, columns=EVIDENCE_COLUMNS)
+    evidence = pd.DataFrame(rows, columns=EVIDENCE_COLUMNS)
+    if settings.signals:
+        # Reports of work done sit in the methods section more than where the concept is defined. The method's
+        # passages are ranked among the same candidates, whose vectors are cached: they cost no new embedding.
+        searched = [top] + ([rank_passages(candidates, question.method, settings.k, settings.embedder)]
+                            if question.method.strip() else [])
+        searched = pd.concat(searched, ignore_index=True).drop_duplicates(["file", "passage"])
+        evidence = evidence.merge(article_signals(searched), on="file", how="left")
+    return evidence.reindex(columns=columns)
 
 
 # --------------------------------------------------------------------------- steps 2-4: prompt, choice, quote
@@ -215,14 +235,34 @@ def combine(p_evidence, p_true, p_false, llm_weight: float) -> tuple[np.ndarray,
     return np.where(posterior >= 0.5, "TRUE", "FALSE"), posterior
 
 
+# How much the analysis signals (log counts, about 0-2.5) count beside the evidence vector (unit length, 384
+# components of about 0.05): chosen among 0.1, 0.2, 0.3 and 0.5 by 5-fold cross-validation on the tuning
+# part, both course questions together (bench/JUDGE_FEATURES.md).
+SIGNAL_WEIGHT = 0.2
+
+
+def judge_inputs(evidence: pd.DataFrame, settings: EvidenceSettings) -> np.ndarray:
+    """What the judge's classifier reads of each evidence row, ``(n, dim)``: the evidence vector, and with
+    ``settings.signals`` the ``features.SIGNALS`` columns times ``SIGNAL_WEIGHT`` after it ``(n, dim + 5)``."""
+    vectors = np.stack(evidence["vector"])
+    if not settings.signals:
+        return vectors
+    missing = [s for s in SIGNALS if s not in evidence]
+    if missing:
+        raise ValueError(f"the evidence has no analysis signals ({', '.join(missing)}), but these settings read "
+                         "them: make it with find_evidence(pages, question, settings) with the same settings")
+    return np.hstack([vectors, SIGNAL_WEIGHT * evidence[list(SIGNALS)].to_numpy(float)])
+
+
 @dataclass(frozen=True)
 class Judge:
     """Step 5, learned from annotated tuning examples of one question.
 
-    ``classifier`` maps an evidence vector to P(TRUE); ``llm_weight`` is how much the model's log-odds count
-    (0: ignored); ``threshold`` is the evidence score that best separates the examples. It records what it
-    was fitted with: ``question``, evidence ``settings``, ``prompt`` and ``model`` (the generator's identity,
-    None when fitted without the model), and ``n_tuning`` / ``n_true`` examples.
+    ``classifier`` maps what the judge reads of the evidence (``judge_inputs``: the evidence vector and, with
+    ``settings.signals``, the analysis signals) to P(TRUE); ``llm_weight`` is how much the model's log-odds
+    count (0: ignored); ``threshold`` is the evidence score that best separates the examples. It records what
+    it was fitted with: ``question``, evidence ``settings``, ``prompt`` and ``model`` (the generator's
+    identity, None when fitted without the model), and ``n_tuning`` / ``n_true`` examples.
     """
 
     question: Question
@@ -235,9 +275,14 @@ class Judge:
     n_tuning: int
     n_true: int
 
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The names of what the classifier reads: the evidence vector, then any analysis signals."""
+        return ("evidence vector",) + (SIGNALS if self.settings.signals else ())
+
     def p_evidence(self, evidence: pd.DataFrame) -> np.ndarray:
         """P(TRUE) from the evidence alone, ``(n,)``."""
-        return self.classifier.predict_proba(np.stack(evidence["vector"]))[:, 1]
+        return self.classifier.predict_proba(judge_inputs(evidence, self.settings))[:, 1]
 
     def decide(self, evidence: pd.DataFrame, choices: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(answers TRUE/FALSE, P(TRUE)) of evidence rows and the model's ``choices`` on them (``combine``)."""
@@ -256,7 +301,8 @@ class Judge:
         return found
 
     def __repr__(self) -> str:
-        return (f"Judge({self.question.id!r}: logistic regression on {self.n_tuning} tuning examples "
+        reads = "the evidence vector" + (f" and {len(SIGNALS)} analysis signals" if self.settings.signals else "")
+        return (f"Judge({self.question.id!r}: logistic regression on {reads}, {self.n_tuning} tuning examples "
                 f"({self.n_true} TRUE), model weight {self.llm_weight:.2f})")
 
 
@@ -284,7 +330,7 @@ def fit_judge(evidence: pd.DataFrame, truth, choices: pd.DataFrame | None = None
     if min(n_true, n_false) < MIN_PER_CLASS:
         raise ValueError(f"too few annotations to learn from: {n_true} TRUE and {n_false} FALSE tuning examples; "
                          f"annotate at least {MIN_PER_CLASS} of each (and as many again to test on)")
-    x = np.stack(evidence["vector"])
+    x = judge_inputs(evidence, settings)
     weight = 0.0
     if choices is not None:
         folds = min(5, n_true, n_false)
@@ -367,7 +413,8 @@ def compare_approaches(pages: pd.DataFrame, annotations: pd.DataFrame, judge: Ju
     """``evaluate`` of each approach on annotated documents (``pages`` from ``read_articles`` or
     ``abstract_pages``; ``annotations`` with file, label and, for the keyword rule, keywords), all with the
     judge's question, evidence settings and prompt: the keyword rule, the model alone, similarity to the
-    definition, the few-shot classifier, and step 5's combination."""
+    definition, the few-shot classifier, and step 5's combination. Annotations with a ``part`` column
+    (``load_annotations``: "random", "hard", "pdf") get each part's rows apart, then all together."""
     generator = resolve_generator(generator)
     _check_judge(judge, judge.question, judge.settings, judge.prompt, generator_key(generator))
     evidence = find_evidence(pages, judge.question, judge.settings)
@@ -380,7 +427,7 @@ def compare_approaches(pages: pd.DataFrame, annotations: pd.DataFrame, judge: Ju
                    "classifier + model (step 5)": judge.decide(evidence, choices)[0] == "TRUE"}
     if "keywords" in annotations and judge.question.keyword_terms:
         predictions = {"keyword rule": keyword_rule(annotations["keywords"], judge.question), **predictions}
-    return evaluate(predictions, annotations["label"] == "TRUE")
+    return evaluate(predictions, annotations["label"] == "TRUE", annotations["part"] if "part" in annotations else None)
 
 
 def _check_judge(judge: Judge, question, settings, prompt, model) -> None:

@@ -45,18 +45,24 @@ class ChatPrompt:
 @dataclass(frozen=True)
 class Question:
     """A yes/no question asked of articles: ``id`` (a short name for tables and files), the ``question`` as the
-    model reads it, the ``definition`` evidence is ranked against, and ``keyword_terms``, the author keywords
-    that the keyword-rule baseline counts as "mentions the concept" (empty: no keyword rule)."""
+    model reads it, the ``definition`` evidence is ranked against, ``keyword_terms``, the author keywords
+    that the keyword-rule baseline counts as "mentions the concept" (empty: no keyword rule), and ``method``,
+    a sentence as the methods section of an article that *does* it would write it ("We collected 4,000 records
+    from Scopus and counted ..."): the passages most similar to it are where the judge looks for signals of an
+    analysis performed (empty: only the definition's passages)."""
 
     id: str
     question: str
     definition: str
     keyword_terms: tuple[str, ...] = ()
+    method: str = ""
 
     def __post_init__(self):
         for name in ("id", "question", "definition"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
                 raise ValueError(f"a Question needs a non-empty {name}; got {getattr(self, name)!r}")
+        if not isinstance(self.method, str):
+            raise ValueError(f"a Question's method must be a sentence (str, may be empty); got {self.method!r}")
 
 
 # --- Notebook 3, section 1: labelling clusters ------------------------------------
@@ -100,7 +106,8 @@ CLUSTER_LABEL_PROMPT = ChatPrompt(
 # --- Notebook 3, section 2: yes/no questions about article PDFs -------------------
 
 # The questions of the course, each with a strict definition of the concept
-# (the definition is what the evidence passages are ranked against).
+# (the definition is what the evidence passages are ranked against) and a method
+# sentence as an article that does it would write it (where analysis signals are looked for).
 QUESTIONS = {q.id: q for q in (
     Question(
         "knowledge_graph",
@@ -109,6 +116,9 @@ QUESTIONS = {q.id: q for q in (
         "connected by typed relations, built or queried by the authors, for example "
         "a knowledge graph, an ontology-based graph, or linked data with triples.",
         keyword_terms=("knowledge graph", "linked data", "semantic web"),
+        method="We built a knowledge graph of 10,000 entities such as papers, authors and "
+               "concepts linked by typed relations, stored it as RDF triples with an "
+               "ontology and queried it with SPARQL.",
     ),
     Question(
         "bibliometric",
@@ -118,6 +128,9 @@ QUESTIONS = {q.id: q for q in (
         "or citations, citation network analysis, or co-authorship analysis of a "
         "database such as Web of Science, Scopus or OpenAlex.",
         keyword_terms=("bibliometric", "scientometric", "citation analysis"),
+        method="We collected 4,000 records published between 2000 and 2020 from Scopus "
+               "and Web of Science, counted publications and citations per year, country "
+               "and author, and built a co-authorship network.",
     ),
 )}
 

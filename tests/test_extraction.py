@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.evaluation import ABSTRACT_ANNOTATIONS, evaluate, keyword_rule, load_annotations
+from helpers.evaluation import ABSTRACT_ANNOTATIONS, evaluate, keyword_rule, load_annotations, part_of
 from helpers.extraction import (
     ANSWERS,
     MIN_PER_CLASS,
@@ -16,6 +16,7 @@ from helpers.extraction import (
     ask_articles,
     build_prompts,
     combine,
+    compare_approaches,
     course_judge,
     drop_references,
     find_evidence,
@@ -24,6 +25,7 @@ from helpers.extraction import (
     rank_passages,
     verify_quotes,
 )
+from helpers.features import SIGNALS, analysis_signals
 from helpers.prompts import EXTRACTION_PROMPT, QUESTIONS, ChatPrompt, Question
 
 try:
@@ -63,16 +65,25 @@ def pdf_folder(tmp_path):
 SMALL = EvidenceSettings(k=2, passage_words=40)
 
 
-def _toy_judge(weight=0.0, settings=SMALL):
-    """A judge fitted on vectors of toy sentences, four per answer (fast, no course data), for ``settings``."""
+TOY_TEXTS = ["We counted citations of 5000 Scopus papers.", "We analysed co-authorship in Web of Science.",
+             "We mapped publications per country from OpenAlex.", "Citation counts of 300 journals were compared.",
+             "This essay reflects on the philosophy of science.", "We interviewed twelve school teachers.",
+             "A survey of students about their classes.", "We ran a laboratory experiment on memory."]
+
+
+def _toy_evidence():
+    """Evidence rows of ``TOY_TEXTS`` as ``find_evidence`` gives them (vector, score, analysis signals)."""
     from helpers.embeddings import embed_texts
 
-    texts = ["We counted citations of 5000 Scopus papers.", "We analysed co-authorship in Web of Science.",
-             "We mapped publications per country from OpenAlex.", "Citation counts of 300 journals were compared.",
-             "This essay reflects on the philosophy of science.", "We interviewed twelve teachers.",
-             "A survey of students about their classes.", "We ran a laboratory experiment on memory."]
+    evidence = pd.DataFrame({"file": [f"toy{i}" for i in range(8)], "vector": list(embed_texts(TOY_TEXTS)),
+                             "evidence_score": np.linspace(0.6, 0.1, 8)})
+    return pd.concat([evidence, analysis_signals(TOY_TEXTS)], axis=1)
+
+
+def _toy_judge(weight=0.0, settings=SMALL):
+    """A judge fitted on vectors of toy sentences, four per answer (fast, no course data), for ``settings``."""
     truth = np.array([True] * 4 + [False] * 4)
-    evidence = pd.DataFrame({"vector": list(embed_texts(texts)), "evidence_score": np.linspace(0.6, 0.1, 8)})
+    evidence = _toy_evidence()
     judge = fit_judge(evidence, truth, question=QUESTIONS["bibliometric"], settings=settings, prompt=EXTRACTION_PROMPT,
                       model=None)
     return dataclasses.replace(judge, llm_weight=weight)
@@ -143,6 +154,13 @@ def test_a_judge_refuses_what_it_was_not_fitted_for(pdf_folder, generator, capsy
     knowing = dataclasses.replace(judge, model="some/other-model", llm_weight=1.0)
     with pytest.raises(ValueError, match="the model"):
         ask_articles(pdf_folder, "bibliometric", generator=generator, judge=knowing)
+    # A judge that reads the analysis signals is refused for evidence without them, and the other way round.
+    with pytest.raises(ValueError, match=r"evidence settings .*signals=True.*signals=False"):
+        ask_articles(pdf_folder, "bibliometric", generator=generator, judge=judge,
+                     settings=dataclasses.replace(SMALL, signals=False))
+    vector_only = _toy_judge(settings=dataclasses.replace(SMALL, signals=False))
+    with pytest.raises(ValueError, match=r"signals=False.*signals=True"):
+        ask_articles(pdf_folder, "bibliometric", generator=generator, judge=vector_only, settings=SMALL)
     # Without a judge nothing is fitted behind the learner's back: the model's answer, and a line that says so.
     results = ask_articles(pdf_folder, "bibliometric", generator=generator, settings=SMALL)
     assert "No judge" in capsys.readouterr().out
@@ -215,6 +233,59 @@ def test_steps_evidence_prompt_and_quote():
     assert checked["verified"].tolist() == [True, False] and checked["page"].tolist() == [2, 1]
 
 
+def test_the_judge_reads_the_analysis_signals_and_records_it():
+    judge = _toy_judge()
+    assert judge.features == ("evidence vector", *SIGNALS) and "5 analysis signals" in repr(judge)
+    assert judge.classifier.coef_.shape == (1, 384 + len(SIGNALS))
+    assert judge.classifier.coef_[0, 384:].sum() > 0  # the toy analyses report counts and methods, the others not
+    evidence = _toy_evidence()
+    silent = evidence.assign(**dict.fromkeys(SIGNALS, 0.0))  # same vectors, no reported analysis
+    assert (judge.p_evidence(evidence)[:4] > judge.p_evidence(silent)[:4]).all()
+    vector_only = _toy_judge(settings=dataclasses.replace(SMALL, signals=False))
+    assert vector_only.features == ("evidence vector",) and vector_only.classifier.coef_.shape == (1, 384)
+    assert "signals" not in repr(vector_only)
+    with pytest.raises(ValueError, match="no analysis signals"):
+        judge.p_evidence(evidence.drop(columns=list(SIGNALS)))
+    with pytest.raises(ValueError, match="no analysis signals"):
+        fit_judge(evidence.drop(columns=list(SIGNALS)), [True] * 4 + [False] * 4, question=QUESTIONS["bibliometric"],
+                  settings=SMALL, prompt=EXTRACTION_PROMPT, model=None)
+
+
+def test_find_evidence_looks_for_signals_where_the_method_is_described():
+    pages = pd.DataFrame({"file": "a.pdf", "page": [1, 2], "text": [
+        "Bibliometric analysis is the quantitative analysis of publication and citation data, for example counting "
+        "publications or citations, or co-authorship analysis of databases such as Web of Science or Scopus.",
+        "Methods. We collected 4,000 records published between 2000 and 2020 and counted them per country."]})
+    settings = EvidenceSettings(k=1, passage_words=40)
+    course = find_evidence(pages, "bibliometric", settings).iloc[0]
+    assert course["page"] == 1  # the evidence is the definition's passage ...
+    assert course["record_counts"] > 0 and course["year_ranges"] > 0  # ... the signals come from the method's
+    own = dataclasses.replace(QUESTIONS["bibliometric"], id="own", method="")  # a question without a method
+    assert (find_evidence(pages, own, settings).iloc[0][list(SIGNALS)] == 0).all()
+    assert all(q.method for q in QUESTIONS.values())
+    with pytest.raises(ValueError, match="method"):
+        Question("own", "Does it count?", "Counting papers.", method=None)
+    with pytest.raises(ValueError, match="signals"):
+        EvidenceSettings(signals="yes")
+
+
+def test_compare_approaches_reports_each_part_apart(generator):
+    pages = pd.DataFrame({"file": [f"toy{i}" for i in range(8)], "page": 1, "text": TOY_TEXTS})
+    # Toy records 0, 1, 4, 5 drawn at random, 2, 3, 6, 7 hard (two of each answer in each part).
+    annotations = pd.DataFrame({"file": pages["file"], "label": ["TRUE"] * 4 + ["FALSE"] * 4,
+                                "part": ["random", "random", "hard", "hard"] * 2})
+    table = compare_approaches(pages, annotations, _toy_judge(), generator)
+    assert table["part"].unique().tolist() == ["random", "hard", "all"]
+    sizes = table.groupby("part", sort=False)[["n", "n_true"]].first()
+    assert sizes.to_dict("index") == {"random": {"n": 4, "n_true": 2}, "hard": {"n": 4, "n_true": 2},
+                                      "all": {"n": 8, "n_true": 4}}
+    step5 = table[table["method"] == "classifier + model (step 5)"].set_index("part")
+    by_part = step5.loc[["random", "hard"], "true_positives"].sum()
+    assert by_part == step5.at["all", "true_positives"]  # the parts add up to the whole
+    one_part = compare_approaches(pages, annotations.assign(part="pdf"), _toy_judge(), generator)
+    assert one_part["part"].unique().tolist() == ["pdf"]  # a single part: no "all" rows repeating it
+
+
 def test_combine_weighs_the_model_by_what_it_earned():
     p_evidence = np.array([0.8, 0.3, 0.3])
     answers, posterior = combine(p_evidence, [0.1, 0.9, 0.999], [0.9, 0.1, 0.001], llm_weight=0.0)
@@ -233,7 +304,8 @@ def test_fit_judge_learns_and_ignores_a_model_at_chance():
                              "evidence_score": np.where(truth, 0.5, 0.2) + rng.uniform(-0.05, 0.05, 40)})
     noise = rng.uniform(0.2, 0.8, size=40)
     at_chance = pd.DataFrame({"TRUE": noise, "FALSE": 1 - noise})
-    setup = dict(question=QUESTIONS["bibliometric"], settings=EvidenceSettings(), prompt=EXTRACTION_PROMPT, model="m")
+    setup = dict(question=QUESTIONS["bibliometric"], settings=EvidenceSettings(signals=False), prompt=EXTRACTION_PROMPT,
+                 model="m")
     judge = fit_judge(evidence, truth, at_chance, **setup)
     assert judge.llm_weight == 0.0 and judge.n_tuning == 40 and judge.n_true == 20
     assert 0.25 < judge.threshold < 0.45  # between the two groups of evidence scores
@@ -261,6 +333,9 @@ def test_labelled_sets_are_valid_and_the_split_is_the_documented_one(data_dir, c
     assert not missing, f"labelled PDFs not in the course data: {missing}"
     abstracts = labels[labels["source"] == "abstract"]
     assert abstracts["abstract"].notna().all() and abstracts["file"].nunique() == 303
+    # Every figure is reported on the random part (first 170 records), the hard part and the PDFs apart.
+    assert (labels["part"] == labels["stratum"].map(part_of)).all() and set(pdfs["part"]) == {"pdf"}
+    assert abstracts.groupby("part")["file"].nunique().to_dict() == {"hard": 133, "random": 170}
     pdf_dois = {f[len("paper_"):-len(".pdf")].replace("_", "/", 1).lower() for f in pdfs["file"]}
     assert not pdf_dois & set(abstracts["file"].str.lower())  # no article in both sets
     # The split column is what the two documented, seeded passes give (LABELS.md).
@@ -305,7 +380,7 @@ def test_course_judge_learns_from_the_tuning_part_only(data_dir, course_corpus, 
     assert fitted.n_tuning == len(tuning) and fitted.model is None and fitted.settings == EvidenceSettings()
 
 
-def test_the_classifier_beats_the_keyword_rule_on_the_held_out_abstracts(data_dir, course_corpus):
+def test_the_classifier_beats_the_keyword_rule_on_the_held_out_abstracts_in_each_part(data_dir, course_corpus):
     from helpers.extraction import abstract_pages
 
     labels = load_annotations(course_corpus)
@@ -317,9 +392,12 @@ def test_the_classifier_beats_the_keyword_rule_on_the_held_out_abstracts(data_di
     test = test.set_index("file").loc[evidence["file"]]
     truth = test["label"] == "TRUE"
     table = evaluate({"classifier": judge.p_evidence(evidence) >= 0.5,
-                      "keyword rule": keyword_rule(test["keywords"], "bibliometric")}, truth).set_index("method")
-    assert table.at["classifier", "accuracy"] >= table.at["keyword rule", "accuracy"]
-    assert table.at["classifier", "accuracy"] > table.at["base rate (always the majority answer)", "accuracy"]
+                      "keyword rule": keyword_rule(test["keywords"], "bibliometric")}, truth, test["part"])
+    # On the records drawn at random and on the hard ones (articles about bibliometrics that do none) apart.
+    for part, rows in table.groupby("part"):
+        rows = rows.set_index("method")
+        assert rows.at["classifier", "accuracy"] >= rows.at["keyword rule", "accuracy"], part
+        assert rows.at["classifier", "accuracy"] > rows.at["base rate (always the majority answer)", "accuracy"], part
 
 
 # --------------------------------------------------------------------------- with an OpenAI-compatible endpoint
