@@ -101,15 +101,30 @@ def fetch_file(name: str, expected_sha256: str | None, url: str | None = None) -
         if aside:
             aside.replace(cached)
         if corrupt:
-            raise ValueError(f"{corrupt} Re-downloading failed too ({error}).") from None
+            raise ValueError(f"{corrupt} Re-downloading failed too ({download_problem(error)}).") from None
         raise FileNotFoundError(
-            f"{name}: no local copy and the download from {url} failed ({error}). Point SCISCI_DATA_DIR at a folder "
-            f"that holds the course data (e.g. `export SCISCI_DATA_DIR=../shared/data`) or place the file at {cached}."
+            f"{name}: no local copy, and the download failed ({download_problem(error)}). Tried {url}. Point "
+            "SCISCI_DATA_DIR at a folder that holds the course data (e.g. `export SCISCI_DATA_DIR=../shared/data`) "
+            f"or place the file at {cached}."
         ) from None
     if aside:
         print(f"{cached} was not the course's file (edited or damaged): it is kept as {aside.name} beside it, "
               "and the verified course file is now in its place. To work on your own version, load it by its new name.")
     return cached
+
+
+def download_problem(error: OSError) -> str:
+    """Why a download failed, in a few words: the server's HTTP status, "no connection" or "timed out"."""
+    import requests  # installed with pooch
+
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    if status:
+        return f"HTTP {status}"
+    if isinstance(error, requests.Timeout):
+        return "timed out"
+    if isinstance(error, requests.ConnectionError):
+        return "no connection"
+    return type(error).__name__
 
 
 def _set_aside(path: Path) -> Path:
@@ -152,22 +167,48 @@ def fetch_articles(include_missing: bool = False) -> list[Path]:
     is named and left out, or with ``include_missing`` kept (where it would be), so a reader reports it.
 
     Verified by checksum, or for the three without one (``ARTICLES_WITHOUT_CHECKSUM``) by their structure: a
-    ``%PDF-`` header, an ``%%EOF`` end and an article's size, so a half-downloaded copy is never used.
+    ``%PDF-`` header, an ``%%EOF`` end and an article's size, so a half-downloaded copy is never used. Prints
+    how many are available and one short line per missing file (why, in a few words); a download folder
+    this call made and left empty is removed again.
     """
     sums = {n: s for n, s in course_checksums().items() if n.startswith(ARTICLES_FOLDER + "/")}
     sums.update({f"{ARTICLES_FOLDER}/{n}": None for n in ARTICLES_WITHOUT_CHECKSUM})
+    new_folders = _missing_folders(data_dir() / ARTICLES_FOLDER)
     paths, problems = [], []
     for name, digest in sorted(sums.items()):
         try:
             paths.append(fetch_file(name, digest) if digest else _fetch_whole_pdf(name))
         except (FileNotFoundError, ValueError) as error:
-            problems.append(f"  {Path(name).name}: {str(error).split('. ')[0]}")
+            problems.append(f"  {Path(name).name}: {_first_clause(error)}")
             if include_missing:
                 paths.append(data_dir() / name)
-    print(f"{len(paths)} of {len(sums)} course articles available.")
+    for folder in new_folders:  # deepest first; only folders this call made, and only when empty
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    print(f"{len(sums) - len(problems)} of the course's {len(sums)} articles available.")
     if problems:
-        print(f"{len(problems)} not available:\n" + "\n".join(problems))
+        kept = " (kept in the list, so that reading them reports them)" if include_missing else ""
+        print(f"{len(problems)} missing{kept}:\n" + "\n".join(problems))
     return paths
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _first_clause(error: Exception) -> str:
+    """An error's message without the file's path before it, cut at its first clause ("damaged PDF")."""
+    return _short(str(error).split(": ", 1)[-1])
+
+
+def _short(text: str) -> str:
+    """``text`` up to its first ". ", "; " or ": ", without a final full stop."""
+    return re.split(r"[.;:] ", text, maxsplit=1)[0].rstrip(".")
 
 
 # A smaller "PDF" is an error page or a stub, not an article (the course's smallest article is 147 KiB).
@@ -206,11 +247,12 @@ def _fetch_whole_pdf(name: str) -> Path:
             _download(url, fresh, None)
         except OSError as error:  # requests' errors are OSErrors too
             if damage:
-                raise ValueError(f"{target}: {damage}, and downloading it again failed ({error}).") from None
-            raise FileNotFoundError(f"{name}: no local copy and the download from {url} failed ({error}). Point "
-                                    f"SCISCI_DATA_DIR at a folder that holds the course data.") from None
+                raise ValueError(f"{target}: {_short(damage)}, and downloading it again failed "
+                                 f"({download_problem(error)}).") from None
+            raise FileNotFoundError(f"{name}: no local copy, and the download failed ({download_problem(error)}). "
+                                    f"Tried {url}. Point SCISCI_DATA_DIR at a folder that holds the course data.") from None
         if problem := _pdf_problem(fresh):
-            raise ValueError(f"{name}: the download from {url} is not a whole PDF ({problem}).")
+            raise ValueError(f"{name}: the download is not a whole PDF ({_short(problem)}). It came from {url}.")
         aside = _set_aside(target) if damage else None
         fresh.replace(target)
     if aside:

@@ -6,6 +6,9 @@ and returns one row per cluster with ``cluster``, ``method``, ``label`` (the ter
 an instruct model's labels (``helpers.llm_labels.label_clusters``, the same input and shape) too::
 
     compare_labels(keyword_labels(df, clusters), ctfidf_labels(df, clusters), label_clusters(df, clusters))
+    check_labels(df, clusters, llm_labels, reference=keyword_labels(df, clusters))   # measured, not read
+
+``check_labels`` is the only function here that runs a model: the sentence embedder, to compare labels with titles.
 """
 from __future__ import annotations
 
@@ -124,3 +127,75 @@ def compare_labels(*tables: pd.DataFrame) -> pd.DataFrame:
     wide = long.pivot(index="cluster", columns="method", values="label").fillna("")
     wide = wide[list(dict.fromkeys(long["method"]))]  # methods in the order given
     return wide.rename_axis(columns=None).reset_index()
+
+
+CHECK_COLUMNS = ["cluster", "method", "label", "own_rank", "own_similarity", "best_cluster", "reference_similarity",
+                 "reference_rank", "passed"]
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def check_labels(df: pd.DataFrame, clusters, labels: pd.DataFrame, reference: pd.DataFrame | None = None,
+                 embedder=None) -> pd.DataFrame:
+    """Does each cluster's label describe its own titles better than the other clusters' titles?
+
+    Each label (its terms joined by "; ") and every title of ``df`` are embedded (``embed_texts``, ``embedder``:
+    the course's by default); a cluster's centroid is the mean of its titles' unit vectors. One row per
+    cluster of ``labels`` (``LABEL_COLUMNS``): ``own_rank``, where its own centroid ranks among all clusters'
+    centroids by cosine to the label (1 = best of ``n`` clusters), ``own_similarity`` (that cosine),
+    ``best_cluster`` (the centroid it is closest to). With ``reference`` (e.g. ``keyword_labels``, one row per
+    cluster): ``reference_similarity``, the cosine between the two labels of the cluster, and
+    ``reference_rank``, where the cluster's own reference label ranks among all clusters' reference labels.
+    ``passed``: own_rank 1 and, with a reference label for the cluster, reference_rank 1: the label points at
+    its own cluster by the titles and by the other labeller's words. A label without terms (unparseable,
+    failed) fails, with NaN in the numbers.
+    """
+    from helpers.embeddings import embed_texts
+    from helpers.models import DEFAULT_EMBEDDER
+
+    embedder = embedder or DEFAULT_EMBEDDER
+    require_columns(df, ["title"], "df", "pass the clustered records, as to label_clusters")
+    require_columns(labels, LABEL_COLUMNS, "labels", "pass the output of keyword_labels or label_clusters")
+    clusters = check_clusters(clusters, len(df))
+    ids = sorted(set(clusters.tolist()) - {-1})
+    titles = df["title"].fillna("").astype(str).str.strip()
+    kept = (clusters != -1) & (titles != "").to_numpy()
+    vectors = embed_texts(titles[kept].tolist(), embedder)
+    centroids = _unit_rows(np.stack([vectors[clusters[kept] == c].mean(axis=0) for c in ids]))
+    texts = labels["terms"].map(lambda terms: "; ".join(terms) if isinstance(terms, list) else "")
+    has_terms = (texts != "").to_numpy() & labels["cluster"].isin(ids).to_numpy()
+    rows = [{"cluster": int(c), "method": m, "label": label} for c, m, label in
+            zip(labels["cluster"], labels["method"], labels["label"])]
+    if has_terms.any():
+        similarity = embed_texts(texts[has_terms].tolist(), embedder) @ centroids.T  # (labels, clusters)
+        for row, sims in zip((r for r, ok in zip(rows, has_terms) if ok), similarity):
+            own = ids.index(row["cluster"])
+            row.update(own_rank=int(1 + (sims > sims[own]).sum()), own_similarity=float(sims[own]),
+                       best_cluster=int(ids[int(np.argmax(sims))]))
+    if reference is not None:
+        _add_reference(rows, texts, has_terms, reference, embedder)
+    for row in rows:
+        row["passed"] = row.get("own_rank") == 1 and row.get("reference_rank", 1) == 1
+    out = pd.DataFrame(rows).reindex(columns=CHECK_COLUMNS)
+    return out.astype({"own_rank": "Int64", "best_cluster": "Int64", "reference_rank": "Int64"})
+
+
+def _add_reference(rows: list[dict], texts: pd.Series, has_terms: np.ndarray, reference: pd.DataFrame,
+                   embedder) -> None:
+    """``check_labels``' agreement with another labeller: cosine to the cluster's reference label and its rank."""
+    from helpers.embeddings import embed_texts
+
+    require_columns(reference, LABEL_COLUMNS, "reference", "pass the output of keyword_labels")
+    reference = reference[reference["terms"].map(lambda t: isinstance(t, list) and len(t) > 0)]
+    reference = reference.drop_duplicates("cluster").reset_index(drop=True)
+    theirs = embed_texts(reference["terms"].map("; ".join).tolist(), embedder)
+    position = {int(c): i for i, c in enumerate(reference["cluster"])}
+    mine = [i for i, (row, ok) in enumerate(zip(rows, has_terms)) if ok and row["cluster"] in position]
+    if not mine:
+        return
+    similarity = embed_texts(texts.iloc[mine].tolist(), embedder) @ theirs.T
+    for i, sims in zip(mine, similarity):
+        own = position[rows[i]["cluster"]]
+        rows[i].update(reference_similarity=float(sims[own]), reference_rank=int(1 + (sims > sims[own]).sum()))

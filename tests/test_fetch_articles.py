@@ -49,7 +49,8 @@ def test_pdfs_without_checksum_are_used_only_when_whole(course_source, capsys):
     assert len(paths) == 28 and MIRRORED not in names and SERVED not in names
     assert downloads / LOCAL in paths and (downloads / LOCAL).read_bytes() == whole  # the whole file in its place
     assert f"{downloads / LOCAL}: damaged PDF" in out and "downloading it again" in out
-    assert f"{MIRRORED}: " in out and f"{SERVED}: " in out and "2 not available" in out
+    assert f"{MIRRORED}: " in out and f"{SERVED}: " in out and "28 of the course's 30 articles available" in out
+    assert "2 missing:" in out
     # the damaged copy is kept aside (never deleted); no half download, no temporary folder
     assert sorted(p.name for p in downloads.iterdir()) == [LOCAL, LOCAL + ".orig"]
     assert (downloads / (LOCAL + ".orig")).read_bytes() == whole[: len(whole) // 2]
@@ -73,3 +74,30 @@ def test_a_stub_too_small_for_an_article_is_refused(tmp_path):
     stub.write_bytes(b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n")
     assert pdf_damage(stub.read_bytes()) is None
     assert "too small for an article" in data._pdf_problem(stub)
+
+
+def test_the_report_is_short_and_true_and_leaves_no_empty_folder(data_dir, tmp_path, monkeypatch, capsys):
+    """Issue 22: the mirror holds 27 PDFs; the three it lacks get one short line each with the reason, the count
+    says 27 (not 30) with or without include_missing, and no empty download folder is left behind."""
+    downloads = tmp_path / "downloads"  # does not exist yet: the call may make it, and must remove it again
+    monkeypatch.setenv("SCISCI_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("SCISCI_DOWNLOAD_DIR", str(downloads))
+    monkeypatch.setattr(data, "COURSE_URL", "http://127.0.0.1:9/")  # nothing listens: no connection
+    paths = data.fetch_articles(include_missing=True)
+    out = capsys.readouterr().out.splitlines()
+    assert len(paths) == 30 and sum(p.is_file() for p in paths) == 27
+    assert out[0] == "27 of the course's 30 articles available."
+    assert out[1].startswith("3 missing (kept in the list")
+    assert out[2:] == [f"  {name}: no local copy, and the download failed (no connection)"
+                       for name in sorted(data.ARTICLES_WITHOUT_CHECKSUM)]
+    assert not downloads.exists()
+
+
+def test_a_file_the_course_address_lacks_is_reported_by_its_http_status(course_source, monkeypatch, capsys):
+    downloads, _ = course_source
+    (downloads / LOCAL).unlink()
+    (downloads.parent.parent / "served" / data.ARTICLES_FOLDER / LOCAL).unlink()  # the server answers 404 now
+    names = [p.name for p in data.fetch_articles()]
+    out = capsys.readouterr().out
+    assert LOCAL not in names and f"  {LOCAL}: no local copy, and the download failed (HTTP 404)\n" in out
+    assert max(len(line) for line in out.splitlines()) < 100

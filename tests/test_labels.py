@@ -123,3 +123,45 @@ def test_excluded_keywords_label_no_cluster_and_change_no_other_score(keyword_fr
     table = lb.keyword_labels(df, labels, exclude=("meta science",))
     assert not any("meta-science" in terms for terms in table["terms"])
     assert table.loc[0, "terms"][0] == "peer review"
+
+
+# --- the label check (issue 22): measured against the titles, not read -----------------------------------
+
+def _demo_clusters(demo_corpus):
+    themes = sorted(demo_corpus["theme"].unique())
+    return themes, demo_corpus["theme"].map(themes.index).to_numpy()
+
+
+def test_check_labels_ranks_each_label_against_every_clusters_titles(demo_corpus):
+    themes, clusters = _demo_clusters(demo_corpus)
+    fitting = {"citations": "citation counts; altmetrics", "collaboration": "research collaboration; teams",
+               "gender": "gender gap; women in science", "knowledge_graphs": "knowledge graphs; ontologies",
+               "reproducibility": "replication; reproducibility"}
+    terms = [fitting[t].split("; ") for t in themes]
+    terms[themes.index("gender")] = ["knowledge graph construction", "ontologies", "linked data"]  # another's label
+    terms[themes.index("collaboration")] = []  # an answer that did not parse
+    llm = pd.DataFrame({"cluster": range(len(themes)), "method": "LLM", "label": ["; ".join(t) for t in terms],
+                        "terms": terms})
+    check = lb.check_labels(demo_corpus, clusters, llm, reference=lb.keyword_labels(demo_corpus, clusters))
+    assert list(check.columns) == lb.CHECK_COLUMNS and check["cluster"].tolist() == list(range(len(themes)))
+    by_theme = check.set_index(pd.Index(themes))
+    for theme in ["citations", "knowledge_graphs", "reproducibility"]:
+        assert by_theme.at[theme, "own_rank"] == 1 and by_theme.at[theme, "passed"]
+        assert by_theme.at[theme, "best_cluster"] == themes.index(theme)
+    wrong = by_theme.loc["gender"]
+    assert not wrong["passed"] and wrong["own_rank"] > 1 and wrong["best_cluster"] == themes.index("knowledge_graphs")
+    assert wrong["reference_similarity"] < by_theme.at["citations", "reference_similarity"]
+    unparsed = by_theme.loc["collaboration"]
+    assert not unparsed["passed"] and pd.isna(unparsed["own_rank"]) and pd.isna(unparsed["reference_similarity"])
+    assert check["own_similarity"].dropna().between(-1, 1).all()
+    assert check["reference_rank"].dropna().between(1, len(themes)).all()
+    # passed: its own cluster first by the titles and by the keyword labels' words
+    assert check["passed"].tolist() == (check["own_rank"].eq(1) & check["reference_rank"].eq(1)).fillna(False).tolist()
+    alone = lb.check_labels(demo_corpus, clusters, llm)  # without a reference: the titles alone decide
+    assert alone["reference_rank"].isna().all() and alone["passed"].tolist() == check["passed"].tolist()
+
+
+def test_check_labels_names_a_table_of_the_wrong_shape(demo_corpus):
+    _, clusters = _demo_clusters(demo_corpus)
+    with pytest.raises(ValueError, match="keyword_labels or label_clusters"):
+        lb.check_labels(demo_corpus, clusters, pd.DataFrame({"cluster": [0], "label": ["x"]}))

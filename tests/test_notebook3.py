@@ -41,24 +41,28 @@ def test_every_cluster_got_a_label_or_an_explicit_parse_failure(produced):
     outputs, _ = produced
     labels = pd.read_csv(outputs / "cluster_labels.csv")
     assert len(labels) >= 5 and labels["cluster"].is_unique and (labels["cluster"] >= 0).all()
-    assert list(labels.columns) == ["cluster", "keywords", "LLM"]
+    assert list(labels.columns) == ["cluster", "keywords", "LLM", "own_rank", "keyword_rank", "passed"]
     for row in labels.itertuples():
         assert isinstance(row.LLM, str) and row.LLM.strip()
-        if not row.LLM.startswith("UNPARSEABLE"):
+        if row.LLM.startswith("UNPARSEABLE"):
+            assert not row.passed  # a label without themes cannot pass the check
+        else:
             assert 3 <= len(row.LLM.split("; ")) <= 5
+            assert row.passed == (row.own_rank == 1 and row.keyword_rank == 1)
     assert labels["keywords"].notna().all()
 
 
 def test_library_calls_run_in_cells_before_their_helpers(produced):
     _, notebook = produced
     code = [c.source for c in notebook.cells if c.cell_type == "code"]
-    first = {call: next(i for i, s in enumerate(code) if call in s)
-             for call in ["generator(first_chat, max_new_tokens=32, do_sample=False)", "label_clusters(",
-                          "pymupdf.open(", "read_articles("]}
-    assert first["generator(first_chat, max_new_tokens=32, do_sample=False)"] < first["label_clusters("]
-    assert first["pymupdf.open("] < first["read_articles("]
+    pairs = [("generator(first_chat, max_new_tokens=32, do_sample=False)", "label_clusters("),
+             ("pymupdf.open(", "read_articles("),
+             ("torch.log_softmax(", "score_choices(")]  # the hand-made log-probabilities, then the helper
+    first = {call: next(i for i, s in enumerate(code) if call in s) for pair in pairs for call in pair}
+    for library, helper in pairs:
+        assert first[library] < first[helper], (library, helper)
     printed = _printed(notebook)
-    assert " pages\n" in printed and "Section 1 took" in printed and "the core path (sections 1-3)" in printed
+    assert " pages\n" in printed and "log P(first token)" in printed and "Core path computed in" in printed
 
 
 def test_one_row_per_pdf_and_question_including_unreadable_ones(produced):
@@ -92,7 +96,7 @@ def test_search_finds_a_relevant_record_and_answers_cite_or_refuse(produced):
 def test_the_core_path_is_timed_and_what_does_not_fit_comes_after_it(produced):
     _, notebook = produced
     cells = notebook.cells
-    core_end = next(i for i, c in enumerate(cells) if c.cell_type == "code" and "the core path (sections 1-3)" in
+    core_end = next(i for i, c in enumerate(cells) if c.cell_type == "code" and "Core path computed in" in
                     "".join(o.get("text", "") for o in c.outputs))
     optional = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.startswith("## Optional")]
     assert optional and min(optional) > core_end
@@ -113,15 +117,42 @@ def test_extraction_on_the_pdfs_is_measured_in_the_core_path_with_a_baseline(pro
 
 
 def test_extraction_is_measured_on_the_held_out_part_with_intervals_and_baselines(produced):
+    from helpers.data import load_corpus
+    from helpers.evaluation import load_annotations
+
     outputs, _ = produced
+    annotations = load_annotations(load_corpus("course"))
+    test = annotations[(annotations["source"] == "abstract") & (annotations["split"] == "test")]
+    expected = test.groupby(["question_id", "part"]).size()  # the test part of each question, random and hard
     table = pd.read_csv(outputs / "extraction_held_out.csv")
-    for question, rows in table.groupby("question"):
+    assert set(table["question"]) == set(test["question_id"])
+    for (question, part), rows in table.groupby(["question", "part"]):
         rows = rows.set_index("method")
-        assert (rows["n"] == 83).all()  # the test part of abstract_labels.csv, nothing more
+        n = test["question_id"].eq(question).sum() if part == "all" else expected[(question, part)]
+        assert (rows["n"] == n).all(), (question, part)  # every test record of the part, nothing more
         assert (rows["ci_low"] <= rows["accuracy"]).all() and (rows["accuracy"] <= rows["ci_high"]).all()
         assert {"keyword rule", "zero-shot prompting (model alone)", "few-shot classifier",
                 "base rate (always the majority answer)"} <= set(rows.index)
-        assert rows.at["classifier + model (step 5)", "accuracy"] >= rows.at["keyword rule", "accuracy"], question
+        if part == "all":
+            assert rows.at["few-shot classifier", "accuracy"] >= rows.at["keyword rule", "accuracy"], question
+
+
+def test_the_agreement_with_the_reference_answers_is_printed_and_true(produced):
+    import re
+
+    from helpers.reference import compare_answers
+
+    outputs, notebook = produced
+    printed = _printed(notebook)
+    shown = re.search(r"Agreement with the reference answers: (\d+) of (\d+) PDFs", printed)
+    assert shown, "the notebook prints its agreement with the reference answers"
+    results = pd.read_csv(outputs / "pdf_extraction.csv", dtype=str, keep_default_na=False)
+    bibliometric = results[(results["status"] == "ok") & (results["question"] == "bibliometric")]
+    agreement = compare_answers(bibliometric)
+    assert (int(shown[1]), int(shown[2])) == (agreement["same"].sum(), len(agreement))
+    assert len(agreement) == 27  # every readable course PDF has a reference answer
+    if "Environment: the same as the reference's." in printed:
+        assert agreement["same"].all(), agreement[~agreement["same"]]
 
 
 def test_no_library_warnings(produced):
