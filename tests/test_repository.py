@@ -150,3 +150,29 @@ def test_setup_venv_remakes_only_a_half_made_venv(tmp_path):
     run = _setup_venv(venv, _fake_python(tmp_path))
     assert "is incomplete" in run.stdout and "venv made here" in run.stderr, run.stdout + run.stderr
     assert run.returncode != 0 and not venv.exists()
+
+
+# The teaching rule: the first time a step is taught, a code cell makes the library call itself; a helper
+# that does the same at scale comes later. (notebook, the library call, the helper that wraps it)
+TAUGHT_BEFORE_WRAPPED = [
+    ("1_pipelines.ipynb", r"\.encode\(", r"embed_texts\("),
+    ("1_pipelines.ipynb", r"pipeline\(\s*\"text-generation\"", r"load_generator\("),
+    ("2_clustering.ipynb", r"umap\.UMAP\(", r"cached_fit_transform\("),
+    ("2_clustering.ipynb", r"hdbscan\.HDBSCAN\(", r"stability\("),
+    ("3_labeling_retrieval.ipynb", r"generator\(first_chat", r"label_clusters\("),
+    ("3_labeling_retrieval.ipynb", r"pymupdf\.open\(", r"read_articles\("),
+    ("3_labeling_retrieval.ipynb", r"log_softmax\(", r"score_choices\("),
+]
+
+
+@pytest.mark.parametrize("name, library_call, helper_call", TAUGHT_BEFORE_WRAPPED,
+                         ids=[f"{n[0]}:{h.rstrip(chr(92) + '(')}" for n, _, h in TAUGHT_BEFORE_WRAPPED])
+def test_library_call_is_taught_before_the_helper_that_wraps_it(name, library_call, helper_call):
+    code = [cell.source for cell in nbformat.read(REPO_ROOT / name, as_version=4).cells if cell.cell_type == "code"]
+    first = {pattern: next((i for i, source in enumerate(code) if re.search(pattern, source)), None)
+             for pattern in (library_call, helper_call)}
+    assert first[library_call] is not None, f"{name} never makes the library call {library_call!r} itself"
+    assert first[helper_call] is not None, f"{name} no longer uses {helper_call!r}: update this table"
+    assert first[library_call] < first[helper_call], (
+        f"{name}: {helper_call!r} (code cell {first[helper_call]}) runs before the library call it wraps "
+        f"(code cell {first[library_call]})")
