@@ -159,3 +159,21 @@ def test_no_library_warnings(produced):
     from tools.run_notebooks import library_warnings
 
     assert library_warnings(produced[1]) == []
+
+
+def test_the_stated_time_budget_is_the_notebooks_own():
+    """Issue 22: the introduction's reading and TASK minutes are what tools.course_time counts, and with the
+    stated compute they fit 30 minutes (the compute is measured cold on 2 cores; the note of each change says when)."""
+    import re
+
+    import nbformat
+
+    from tools.course_time import BUDGET_MINUTES, WORDS_PER_MINUTE, course_time
+
+    intro = nbformat.read(NOTEBOOK, as_version=4).cells[0].source
+    reading, tasks, compute = map(int, re.search(
+        r"about (\d+) minutes of reading, (\d+) for the three TASKs and about (\d+) of computing", intro).groups())
+    counted = course_time(NOTEBOOK)
+    assert tasks == counted.task_minutes
+    assert abs(reading - counted.words / WORDS_PER_MINUTE) <= 0.75
+    assert reading + tasks + compute <= BUDGET_MINUTES
