@@ -168,23 +168,25 @@ def check_labels(df: pd.DataFrame, clusters, labels: pd.DataFrame, reference: pd
     has_terms = (texts != "").to_numpy() & labels["cluster"].isin(ids).to_numpy()
     rows = [{"cluster": int(c), "method": m, "label": label} for c, m, label in
             zip(labels["cluster"], labels["method"], labels["label"])]
+    label_vectors = {}  # row -> the label's unit vector, for the labels with terms; embedded once
     if has_terms.any():
-        similarity = embed_texts(texts[has_terms].tolist(), embedder) @ centroids.T  # (labels, clusters)
-        for row, sims in zip((r for r, ok in zip(rows, has_terms) if ok), similarity):
+        label_vectors = dict(zip(np.flatnonzero(has_terms), embed_texts(texts[has_terms].tolist(), embedder)))
+        for i, vector in label_vectors.items():
+            row, sims = rows[i], centroids @ vector
             own = ids.index(row["cluster"])
             row.update(own_rank=int(1 + (sims > sims[own]).sum()), own_similarity=float(sims[own]),
                        best_cluster=int(ids[int(np.argmax(sims))]))
     if reference is not None:
-        _add_reference(rows, texts, has_terms, reference, embedder)
+        _add_reference(rows, label_vectors, reference, embedder)
     for row in rows:
         row["passed"] = row.get("own_rank") == 1 and row.get("reference_rank", 1) == 1
     out = pd.DataFrame(rows).reindex(columns=CHECK_COLUMNS)
     return out.astype({"own_rank": "Int64", "best_cluster": "Int64", "reference_rank": "Int64"})
 
 
-def _add_reference(rows: list[dict], texts: pd.Series, has_terms: np.ndarray, reference: pd.DataFrame,
-                   embedder) -> None:
-    """``check_labels``' agreement with another labeller: cosine to the cluster's reference label and its rank."""
+def _add_reference(rows: list[dict], label_vectors: dict, reference: pd.DataFrame, embedder) -> None:
+    """``check_labels``' agreement with another labeller: cosine to the cluster's reference label and its rank
+    (``label_vectors``: row -> the label's vector, as ``check_labels`` embedded it)."""
     from helpers.embeddings import embed_texts
 
     require_columns(reference, LABEL_COLUMNS, "reference", "pass the output of keyword_labels")
@@ -192,10 +194,10 @@ def _add_reference(rows: list[dict], texts: pd.Series, has_terms: np.ndarray, re
     reference = reference.drop_duplicates("cluster").reset_index(drop=True)
     theirs = embed_texts(reference["terms"].map("; ".join).tolist(), embedder)
     position = {int(c): i for i, c in enumerate(reference["cluster"])}
-    mine = [i for i, (row, ok) in enumerate(zip(rows, has_terms)) if ok and row["cluster"] in position]
+    mine = [i for i in label_vectors if rows[i]["cluster"] in position]
     if not mine:
         return
-    similarity = embed_texts(texts.iloc[mine].tolist(), embedder) @ theirs.T
+    similarity = np.stack([label_vectors[i] for i in mine]) @ theirs.T
     for i, sims in zip(mine, similarity):
         own = position[rows[i]["cluster"]]
         rows[i].update(reference_similarity=float(sims[own]), reference_rank=int(1 + (sims > sims[own]).sum()))
